@@ -1,0 +1,12 @@
+"""fairseq-relpos: relative positions (RoPE, ALiBi) for pre-trained fairseq translation models.
+
+Imported by fairseq through ``--user-dir``; importing registers the architectures and tasks
+and lets fairseq checkpoints load under torch's safe unpickler.
+"""
+from . import checkpoint_io
+
+checkpoint_io.install()
+
+from . import models  # noqa: E402,F401
+
+__version__ = "0.1.0"

@@ -1,0 +1,37 @@
+"""``fairseq-relpos``: offline tools around the plugin, one subcommand per module in
+``fairseq_relpos.commands`` (each defines ``add_arguments(parser)`` and ``main(args)``)."""
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from . import commands
+
+
+def _subcommands():
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{commands.__name__}.{info.name}")
+        yield info.name.replace("_", "-"), module
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="fairseq-relpos", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in _subcommands():
+        p = sub.add_parser(name, help=module.__doc__.strip().split("\n")[0], description=module.__doc__)
+        module.add_arguments(p)
+        p.set_defaults(run=module.main)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args) or 0
+    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as err:
+        print(f"fairseq-relpos {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of ``fairseq-relpos``; see ``fairseq_relpos.cli``."""

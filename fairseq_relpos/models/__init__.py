@@ -1,0 +1,1 @@
+from . import indictrans2, relative_transformer  # noqa: F401  (registers architectures)

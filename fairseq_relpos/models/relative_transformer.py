@@ -1,0 +1,108 @@
+"""fairseq's ``transformer`` with relative positions in self-attention.
+
+The model is the stock ``TransformerModel``, built by fairseq as usual but without token
+positional embeddings; its encoder and decoder self-attention modules are then switched to
+:class:`RelativeSelfAttention`. Cross-attention keeps no positions, as in the paper.
+Parameter names and shapes are exactly the stock ones, so sinusoidal checkpoints load into
+these models by name (see ``checkpoint_surgery``).
+"""
+from fairseq.models import register_model, register_model_architecture
+from fairseq.models.transformer import TransformerModel, base_architecture
+
+from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
+from ..modules.alibi import MODES as ALIBI_MODES
+from ..modules.rotary import LAYOUTS, SCALINGS
+from . import checkpoint_surgery
+from .shape_inheritance import inherit_shape_from_checkpoint
+
+POSITIONS = ("rope", "alibi", "nope")
+
+
+@register_model("transformer_relpos")
+class RelativeTransformerModel(TransformerModel):
+    @staticmethod
+    def add_args(parser):
+        TransformerModel.add_args(parser)
+        parser.add_argument("--rope-theta", type=float, metavar="F",
+                            help="RoPE base wavelength (default 10000)")
+        parser.add_argument("--rope-fraction", type=float, metavar="F",
+                            help="share of each head's dimension that is rotated (default 0.5, "
+                                 "as in the authors' fork; 1.0 rotates all)")
+        parser.add_argument("--rope-layout", choices=LAYOUTS,
+                            help="pairs rotated together: interleaved (0,1),(2,3).. as in the "
+                                 "authors' fork, or half (i, i+d/2) as in fairseq/NeoX (default interleaved)")
+        parser.add_argument("--rope-scaling", choices=SCALINGS,
+                            help="position scaling for extrapolation: linear interpolation or "
+                                 "NTK-aware (default none)")
+        parser.add_argument("--rope-scaling-factor", type=float, metavar="F",
+                            help="scaling factor, e.g. target length / training length (default 1)")
+        parser.add_argument("--alibi-encoder", choices=[m for m in ALIBI_MODES if m != "causal"],
+                            help="ALiBi bias in the encoder (default symmetric); the decoder is causal")
+
+    @classmethod
+    def build_model(cls, args, task):
+        relative_architecture(args)
+        if getattr(args, "cross_self_attention", False):
+            raise ValueError("--cross-self-attention is not supported with relative positions")
+        model = super().build_model(args, task)
+        attach_relative_positions(model.encoder, args, causal=False)
+        attach_relative_positions(model.decoder, args, causal=True)
+        return model
+
+    def upgrade_state_dict_named(self, state_dict, name):
+        checkpoint_surgery.drop_absolute_positions(state_dict, name)
+        super().upgrade_state_dict_named(state_dict, name)
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        try:
+            return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+        except RuntimeError as err:
+            raise checkpoint_surgery.CheckpointMismatchError(
+                checkpoint_surgery.describe_mismatch(self, state_dict)) from err
+
+
+def attach_relative_positions(stack, args, causal):
+    """Switch every self-attention of an encoder or decoder to relative positions; one
+    positional module per stack is shared by its layers."""
+    first = stack.layers[0].self_attn
+    rotary = alibi = None
+    if args.relative_positions == "rope":
+        rotary = RotaryEmbedding(
+            first.head_dim, fraction=args.rope_fraction, theta=args.rope_theta,
+            layout=args.rope_layout, scaling=args.rope_scaling, factor=args.rope_scaling_factor)
+    elif args.relative_positions == "alibi":
+        alibi = ALiBi(first.num_heads, mode="causal" if causal else args.alibi_encoder)
+    for layer in stack.layers:
+        RelativeSelfAttention.adopt(layer.self_attn, rotary=rotary, alibi=alibi)
+
+
+def relative_architecture(args):
+    """Stock transformer defaults, minus token positional embeddings, plus our options."""
+    if getattr(args, "relative_positions", None) not in POSITIONS:
+        raise ValueError(f"unknown relative position type {getattr(args, 'relative_positions', None)!r}; "
+                         f"use one of the architectures transformer_{{{','.join(POSITIONS)}}}")
+    if getattr(args, "encoder_learned_pos", False) or getattr(args, "decoder_learned_pos", False):
+        raise ValueError("--encoder/decoder-learned-pos contradicts relative positions")
+    args.no_token_positional_embeddings = True
+    args.rope_theta = getattr(args, "rope_theta", 10000.0)
+    args.rope_fraction = getattr(args, "rope_fraction", 0.5)
+    args.rope_layout = getattr(args, "rope_layout", "interleaved")
+    args.rope_scaling = getattr(args, "rope_scaling", "none")
+    args.rope_scaling_factor = getattr(args, "rope_scaling_factor", 1.0)
+    args.alibi_encoder = getattr(args, "alibi_encoder", "symmetric")
+    base_architecture(args)
+
+
+def _register(positions):
+    @register_model_architecture("transformer_relpos", f"transformer_{positions}")
+    def arch(args):
+        inherit_shape_from_checkpoint(args)
+        args.relative_positions = positions
+        relative_architecture(args)
+
+    arch.__doc__ = f"The stock transformer with {positions} relative positions in self-attention."
+    return arch
+
+
+for _positions in POSITIONS:
+    _register(_positions)

@@ -1,0 +1,71 @@
+"""Attention with Linear Biases (Press et al., 2022) for fairseq attention.
+
+Each head adds -slope * distance to its attention logits. The bias is built for the query and
+key lengths of the call at hand (no maximum length) and the last one is kept, so the layers of
+one forward pass, which all ask for the same shape, share a single tensor.
+"""
+import math
+from typing import Optional, Tuple
+
+import torch
+from torch import nn
+
+MODES = ("symmetric", "asymmetric", "causal")
+
+
+def alibi_slopes(num_heads):
+    """The geometric slopes of Press et al.: 2^(-8/n), 2^(-16/n), ... for n a power of two;
+    otherwise those of the nearest lower power of two followed by every other slope of the
+    next power of two."""
+    if num_heads < 1:
+        raise ValueError(f"ALiBi needs at least one head, got {num_heads}")
+
+    def geometric(n):
+        start = 2.0 ** (-8.0 / n)
+        return [start ** (i + 1) for i in range(n)]
+
+    lower = 2 ** int(math.floor(math.log2(num_heads)))
+    if lower == num_heads:
+        return geometric(num_heads)
+    return geometric(lower) + geometric(2 * lower)[0::2][: num_heads - lower]
+
+
+class ALiBi(nn.Module):
+    """Builds (heads, q_len, k_len) biases for queries at positions offset .. offset+q_len-1
+    over keys at 0 .. k_len-1.
+
+    symmetric: -m_h |i - j| (encoder). asymmetric: -m_h (i - j) looking back and
+    -m'_h (j - i) looking ahead, where m' is the slope list reversed over heads, so heads
+    that see far into the past see little of the future and the other way round (encoder).
+    causal: -m_h (i - j) for j <= i (decoder; future keys are masked by the caller).
+    """
+
+    def __init__(self, num_heads, mode="symmetric"):
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"ALiBi mode must be one of {MODES}, got {mode!r}")
+        self.num_heads, self.mode = num_heads, mode
+        self.slopes = alibi_slopes(num_heads)
+        self._last: Optional[Tuple[tuple, torch.Tensor]] = None
+
+    def extra_repr(self):
+        return f"heads={self.num_heads}, mode={self.mode}"
+
+    def forward(self, q_len, k_len, offset, device, dtype):
+        key = (q_len, k_len, offset, device, dtype)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        q_pos = torch.arange(offset, offset + q_len, device=device, dtype=torch.float32)
+        k_pos = torch.arange(k_len, device=device, dtype=torch.float32)
+        dist = q_pos[:, None] - k_pos[None, :]
+        slopes = torch.tensor(self.slopes, device=device, dtype=torch.float32)[:, None, None]
+        if self.mode == "symmetric":
+            bias = -slopes * dist.abs()
+        elif self.mode == "causal":
+            bias = -slopes * dist.clamp(min=0)
+        else:
+            ahead = slopes.flip(0)
+            bias = torch.where(dist >= 0, -slopes * dist, ahead * dist)
+        bias = bias.to(dtype)
+        self._last = (key, bias)
+        return bias

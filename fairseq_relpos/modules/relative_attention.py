@@ -1,0 +1,119 @@
+"""Self-attention with relative positions, as a drop-in for fairseq's MultiheadAttention.
+
+The swap keeps fairseq's parameters (q/k/v/out projections, same names and shapes) so a
+sinusoidal checkpoint loads unchanged; only how queries meet keys changes. RoPE rotates
+queries and keys, ALiBi adds a distance bias, NoPE does neither. Keys enter the
+incremental cache already rotated, so a decoding step never re-rotates the past.
+"""
+from typing import Dict, Optional
+
+import torch
+import torch.nn.functional as F
+from fairseq.modules.multihead_attention import MultiheadAttention
+from torch import Tensor
+
+from .alibi import ALiBi
+from .rotary import RotaryEmbedding
+
+
+class RelativeSelfAttention(MultiheadAttention):
+    """fairseq self-attention whose positions come from ``rotary`` or ``alibi`` (or neither).
+
+    Built by :meth:`adopt` from the stock module fairseq constructed, so that construction,
+    initialisation and parameter names stay exactly fairseq's.
+    """
+
+    rotary: Optional[RotaryEmbedding]
+    alibi: Optional[ALiBi]
+
+    @classmethod
+    def adopt(cls, attn: MultiheadAttention, rotary=None, alibi=None):
+        if not isinstance(attn, MultiheadAttention) or not attn.self_attention:
+            raise TypeError(f"relative positions go into fairseq self-attention, got {type(attn).__name__}")
+        if attn.bias_k is not None or attn.add_zero_attn or attn.use_xformers:
+            raise ValueError("relative positions do not support add_bias_kv, add_zero_attn or xformers attention")
+        attn.__class__ = cls
+        # Registered as submodules for printing; they hold no parameters or buffers.
+        attn.rotary, attn.alibi = rotary, alibi
+        return attn
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor],
+        value: Optional[Tensor],
+        key_padding_mask: Optional[Tensor] = None,
+        incremental_state: Optional[Dict[str, Dict[str, Optional[Tensor]]]] = None,
+        need_weights: bool = True,
+        static_kv: bool = False,
+        attn_mask: Optional[Tensor] = None,
+        before_softmax: bool = False,
+        need_head_weights: bool = False,
+    ):
+        if before_softmax:
+            raise NotImplementedError("before_softmax is not supported with relative positions")
+        need_weights = need_weights or need_head_weights
+        tgt_len, bsz, embed_dim = query.size()
+
+        def split_heads(x):
+            return x.view(-1, bsz, self.num_heads, self.head_dim).permute(1, 2, 0, 3)
+
+        q = split_heads(self.q_proj(query))
+        k = split_heads(self.k_proj(query))
+        v = split_heads(self.v_proj(query))
+
+        saved = self._get_input_buffer(incremental_state) if incremental_state is not None else None
+        offset = saved["prev_key"].size(2) if saved and saved.get("prev_key") is not None else 0
+        if self.rotary is not None:
+            q, k = self.rotary(q, offset), self.rotary(k, offset)
+        if saved is not None:
+            if offset:
+                k = torch.cat([saved["prev_key"], k], dim=2)
+                v = torch.cat([saved["prev_value"], v], dim=2)
+            key_padding_mask = MultiheadAttention._append_prev_key_padding_mask(
+                key_padding_mask=key_padding_mask,
+                prev_key_padding_mask=saved.get("prev_key_padding_mask"),
+                batch_size=bsz,
+                src_len=k.size(2),
+                static_kv=False,
+            )
+            saved["prev_key"], saved["prev_value"] = k, v
+            saved["prev_key_padding_mask"] = key_padding_mask
+            self._set_input_buffer(incremental_state, saved)
+
+        mask = self._additive_mask(q, k.size(2), offset, attn_mask, key_padding_mask)
+        if need_weights:
+            scores = torch.matmul(q * self.scaling, k.transpose(-1, -2))
+            if mask is not None:
+                scores = scores + mask
+            probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(q)
+            out = torch.matmul(self.dropout_module(probs), v)
+        else:
+            out = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, scale=self.scaling,
+                dropout_p=self.dropout_module.p if self.training else 0.0)
+        out = self.out_proj(out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim))
+        if not need_weights:
+            return out, None
+        weights = probs.transpose(0, 1) if need_head_weights else probs.mean(dim=1)
+        return out, weights
+
+    def _additive_mask(self, q, src_len, offset, attn_mask, key_padding_mask):
+        """One float mask broadcastable to (B, H, T, S): fairseq's attn_mask and key padding
+        as -inf, plus the ALiBi bias."""
+        mask = None
+        if attn_mask is not None:
+            mask = _as_additive(attn_mask, q.dtype)
+        if key_padding_mask is not None:
+            pad = _as_additive(key_padding_mask.to(torch.bool), q.dtype)[:, None, None, :]
+            mask = pad if mask is None else mask + pad
+        if self.alibi is not None:
+            bias = self.alibi(q.size(2), src_len, offset, q.device, q.dtype)
+            mask = bias if mask is None else mask + bias
+        return mask
+
+
+def _as_additive(mask: Tensor, dtype) -> Tensor:
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(mask, float("-inf"))
+    return mask.to(dtype)

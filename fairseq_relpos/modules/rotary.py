@@ -1,0 +1,90 @@
+"""Rotary position embedding (Su et al., 2021) for fairseq attention.
+
+Queries and keys of a head are rotated pair by pair by an angle proportional to their
+position, so that q_m . k_n depends only on m - n. Only the first ``fraction`` of the head
+dimension is rotated (the authors' fork rotates half); the rest passes through unchanged.
+"""
+import math
+from typing import Dict, Tuple
+
+import torch
+from torch import nn
+
+LAYOUTS = ("interleaved", "half")
+SCALINGS = ("none", "linear", "ntk")
+
+
+class RotaryEmbedding(nn.Module):
+    """Rotates (..., T, head_dim) tensors; tables are grown on demand per device and dtype.
+
+    layout: ``interleaved`` rotates pairs (0,1), (2,3), ... as in the authors' fork and
+    GPT-J; ``half`` rotates (i, i + d/2) as in fairseq's own rotary module and GPT-NeoX.
+    scaling: ``linear`` divides positions by ``factor`` (position interpolation);
+    ``ntk`` raises theta to theta * factor^(d/(d-2)) (NTK-aware scaling), which stretches
+    the low frequencies and keeps the high ones.
+
+    The tables are plain attributes, not buffers: they are derived state that must not be
+    saved, moved by ``.to()`` or broadcast by DistributedDataParallel.
+    """
+
+    def __init__(self, head_dim, fraction=0.5, theta=10000.0, layout="interleaved",
+                 scaling="none", factor=1.0):
+        super().__init__()
+        if layout not in LAYOUTS:
+            raise ValueError(f"rotary layout must be one of {LAYOUTS}, got {layout!r}")
+        if scaling not in SCALINGS:
+            raise ValueError(f"rotary scaling must be one of {SCALINGS}, got {scaling!r}")
+        if not 0.0 < fraction <= 1.0:
+            raise ValueError(f"rotary fraction must be in (0, 1], got {fraction}")
+        if theta <= 1.0:
+            raise ValueError(f"rotary theta must be > 1, got {theta}")
+        if factor < 1.0 or (scaling == "none" and factor != 1.0):
+            raise ValueError(
+                f"rotary scaling factor must be >= 1 and needs a scaling method, got "
+                f"factor={factor} with scaling={scaling!r}")
+        self.dim = int(head_dim * fraction) // 2 * 2
+        if self.dim < 2:
+            raise ValueError(f"rotary fraction {fraction} of head dim {head_dim} rotates nothing")
+        self.layout, self.scaling, self.factor = layout, scaling, float(factor)
+        if scaling == "ntk":
+            theta = theta * self.factor ** (self.dim / (self.dim - 2))
+        self.theta = float(theta)
+        self._tables: Dict[Tuple[torch.device, torch.dtype], Tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def extra_repr(self):
+        return (f"dim={self.dim}, theta={self.theta:g}, layout={self.layout}, "
+                f"scaling={self.scaling}, factor={self.factor:g}")
+
+    def _build(self, length, device):
+        inv_freq = 1.0 / self.theta ** (
+            torch.arange(0, self.dim, 2, device=device, dtype=torch.float64) / self.dim)
+        pos = torch.arange(length, device=device, dtype=torch.float64)
+        if self.scaling == "linear":
+            pos = pos / self.factor
+        angles = torch.outer(pos, inv_freq)
+        return angles.cos(), angles.sin()
+
+    def tables(self, length, device, dtype):
+        """cos and sin of shape (length', dim/2), length' >= length, for this device and dtype."""
+        key = (device, dtype)
+        cached = self._tables.get(key)
+        if cached is None or cached[0].size(0) < length:
+            size = max(256, 1 << math.ceil(math.log2(max(length, 1))))
+            cos, sin = self._build(size, device)
+            cached = (cos.to(dtype), sin.to(dtype))
+            self._tables[key] = cached
+        return cached
+
+    def forward(self, x, offset=0):
+        """Rotate x of shape (..., T, head_dim) as positions offset .. offset + T - 1."""
+        length = x.size(-2)
+        cos, sin = self.tables(offset + length, x.device, x.dtype)
+        cos, sin = cos[offset:offset + length], sin[offset:offset + length]
+        rot, rest = x[..., :self.dim], x[..., self.dim:]
+        if self.layout == "interleaved":
+            x1, x2 = rot[..., 0::2], rot[..., 1::2]
+            rotated = torch.stack((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1).flatten(-2)
+        else:
+            x1, x2 = rot.chunk(2, dim=-1)
+            rotated = torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+        return torch.cat((rotated, rest), dim=-1) if rest.size(-1) else rotated

@@ -1,0 +1,23 @@
+from setuptools import find_packages, setup
+
+setup(
+    name="fairseq-relpos",
+    version="0.1.0",
+    description="Relative positions (RoPE, ALiBi) and LoRA fine-tuning for pre-trained fairseq "
+                "translation models, as a fairseq --user-dir plugin",
+    packages=find_packages(include=["fairseq_relpos", "fairseq_relpos.*"]),
+    python_requires=">=3.10,<3.13",
+    install_requires=[
+        # fairseq 0.12.2 does not import on Python >= 3.11 (mutable dataclass defaults);
+        # ve-fairseq is fairseq's main branch with that fix, as binary wheels (see README).
+        "fairseq==0.12.2; python_version < '3.11'",
+        "ve-fairseq==0.12.3; python_version >= '3.11'",
+        "torch>=2.1",
+        "sentencepiece",
+        "sacrebleu>=2.0",
+        "loralib",
+        "numpy",
+    ],
+    extras_require={"test": ["pytest"]},
+    entry_points={"console_scripts": ["fairseq-relpos=fairseq_relpos.cli:main"]},
+)
