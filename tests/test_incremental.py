@@ -1,0 +1,109 @@
+"""Step-by-step decoding must reproduce the teacher-forced forward pass exactly."""
+import pytest
+import torch
+
+from fairseq_relpos.modules import RelativeSelfAttention
+from model_builders import build, random_batch, write_dicts
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    return write_dicts(tmp_path_factory.mktemp("dicts"))
+
+
+def decode_steps(model, encoder_out, prev, start, stop):
+    """Logits of steps start..stop-1, fed one token at a time after a prefix of ``start``."""
+    state = {}
+    outs = []
+    for t in range(stop):
+        logits, _ = model.decoder(prev[:, : t + 1], encoder_out=encoder_out, incremental_state=state)
+        if t >= start:
+            outs.append(logits[:, -1])
+    return torch.stack(outs, dim=1)
+
+
+@pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi", "transformer_nope"])
+def test_incremental_equals_full_forward(data_dir, arch):
+    torch.manual_seed(0)
+    task, model, _ = build(data_dir, arch)
+    src, lengths, prev = random_batch(task, bsz=3, src_len=9, tgt_len=12, pad_first_row=3)
+    with torch.no_grad():
+        enc = model.encoder(src, src_lengths=lengths)
+        full, _ = model.decoder(prev, encoder_out=enc)
+        steps = decode_steps(model, enc, prev, 0, prev.size(1))
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi"])
+def test_incremental_equals_full_forward_past_1000_positions(data_dir, arch):
+    torch.manual_seed(0)
+    task, model, _ = build(data_dir, arch, encoder_layers=1, decoder_layers=1)
+    src, lengths, prev = random_batch(task, bsz=2, src_len=40, tgt_len=1030, seed=1)
+    with torch.no_grad():
+        enc = model.encoder(src, src_lengths=lengths)
+        full, _ = model.decoder(prev, encoder_out=enc)
+        steps = decode_steps(model, enc, prev, 1000, prev.size(1))
+    torch.testing.assert_close(steps, full[:, 1000:], rtol=1e-4, atol=1e-5)
+
+
+def test_cache_holds_rotated_keys(data_dir):
+    """The cached keys are the rotated projections: a step never re-rotates the past."""
+    task, model, _ = build(data_dir, "transformer_rope")
+    src, lengths, prev = random_batch(task, bsz=1, src_len=5, tgt_len=4)
+    attn = model.decoder.layers[0].self_attn
+    seen = []
+    original = attn.rotary.forward
+    attn.rotary.forward = lambda x, offset=0: seen.append(x.size(-2)) or original(x, offset)
+    state = {}
+    with torch.no_grad():
+        enc = model.encoder(src, src_lengths=lengths)
+        for t in range(4):
+            model.decoder(prev[:, : t + 1], encoder_out=enc, incremental_state=state)
+    # q and the new key only, one position each, in each of the layers sharing the module
+    assert seen == [1] * (2 * len(model.decoder.layers) * 4)
+    cached = attn._get_input_buffer(state)["prev_key"]
+    x = model.decoder.embed_scale * model.decoder.embed_tokens(prev)
+    if model.decoder.layernorm_embedding is not None:
+        x = model.decoder.layernorm_embedding(x)
+    if model.decoder.layers[0].normalize_before:
+        x = model.decoder.layers[0].self_attn_layer_norm(x)
+    k = attn.k_proj(x).view(1, 4, attn.num_heads, attn.head_dim).transpose(1, 2)
+    torch.testing.assert_close(cached, original(k, 0), rtol=1e-5, atol=1e-6)
+
+
+def test_only_self_attention_is_relative(data_dir):
+    _, model, _ = build(data_dir, "transformer_rope")
+    for layer in list(model.encoder.layers) + list(model.decoder.layers):
+        assert isinstance(layer.self_attn, RelativeSelfAttention)
+    for layer in model.decoder.layers:
+        assert type(layer.encoder_attn).__name__ == "MultiheadAttention"
+    assert model.encoder.embed_positions is None and model.decoder.embed_positions is None
+
+
+def test_parameters_and_buffers_are_stock(data_dir):
+    """Same parameter names and shapes as the stock transformer, and no buffer of ours that
+    DistributedDataParallel would broadcast or a checkpoint would save."""
+    _, stock, _ = build(data_dir, "transformer")
+    for arch in ("transformer_rope", "transformer_alibi"):
+        _, model, _ = build(data_dir, arch)
+        ours = {k: v.shape for k, v in model.state_dict().items()}
+        theirs = {k: v.shape for k, v in stock.state_dict().items() if ".embed_positions." not in k}
+        assert ours == theirs
+        assert {n for n, _ in model.named_buffers()} <= {n for n, _ in stock.named_buffers()}
+
+
+def test_need_weights_path_matches_fast_path(data_dir):
+    torch.manual_seed(0)
+    _, model, _ = build(data_dir, "transformer_alibi")
+    attn = model.encoder.layers[0].self_attn
+    x = torch.randn(6, 2, 32)
+    pad = torch.zeros(2, 6, dtype=torch.bool)
+    pad[1, :2] = True
+    fast, none = attn(x, x, x, key_padding_mask=pad, need_weights=False)
+    slow, weights = attn(x, x, x, key_padding_mask=pad, need_weights=True)
+    _, heads = attn(x, x, x, key_padding_mask=pad, need_head_weights=True)
+    assert none is None
+    torch.testing.assert_close(fast, slow, rtol=1e-5, atol=1e-6)
+    assert weights.shape == (2, 6, 6) and heads.shape == (4, 2, 6, 6)
+    assert torch.all(weights[1, :, :2] == 0)
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 6))
