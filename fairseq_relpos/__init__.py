@@ -8,5 +8,6 @@ from . import checkpoint_io
 checkpoint_io.install()
 
 from . import models  # noqa: E402,F401
+from . import tasks  # noqa: E402,F401
 
 __version__ = "0.1.0"

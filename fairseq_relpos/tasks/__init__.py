@@ -1,0 +1,2 @@
+"""fairseq tasks registered by the plugin (importing a module registers its task)."""
+from . import translation_doc  # noqa: F401
