@@ -1,0 +1,35 @@
+"""Write the deterministic toy translation corpus (no download) into OUTDIR.
+
+One source language (eng_Toyl) into four toy languages with their own words and word orders;
+sentence-level train/valid/test, document training data for some languages only, and
+document test sets of 2 to 32 sentences (see fairseq_relpos.toydata). Same options, same bytes.
+"""
+from ..toydata import TARGETS, train_sentencepiece, write_toy_corpus
+
+
+def add_arguments(parser):
+    parser.add_argument("outdir", help="directory to write (created if missing)")
+    parser.add_argument("--seed", type=int, default=1, help="sampling seed (default 1)")
+    parser.add_argument("--targets", nargs="+", default=list(TARGETS), metavar="LANG",
+                        help=f"target languages (default all: {' '.join(TARGETS)})")
+    parser.add_argument("--doc-targets", nargs="*", default=list(TARGETS[:2]), metavar="LANG",
+                        help="languages that get document training data (train-docs); the others "
+                             "only have sentences, to test length transfer (default: the first two)")
+    parser.add_argument("--train-sentences", type=int, default=2000, metavar="N",
+                        help="training sentences per language (default 2000)")
+    parser.add_argument("--sentencepiece", type=int, metavar="VOCAB",
+                        help="also train a joint SentencePiece model of about VOCAB pieces and write "
+                             "every split encoded with it under OUTDIR/spm/ (tags kept in front)")
+
+
+def main(args):
+    if args.sentencepiece is not None and args.sentencepiece < 10:
+        raise ValueError("--sentencepiece needs a vocabulary size of at least 10")
+    corpus = write_toy_corpus(args.outdir, seed=args.seed, targets=args.targets,
+                              doc_targets=args.doc_targets, train_sentences=args.train_sentences)
+    for split, lines in corpus.splits.items():
+        print(f"{corpus.prefix(split)}.{{src,tgt}}\t{lines} lines")
+    print(f"{corpus.root / 'train-docs.ids'}\tdocument id of each train-docs line")
+    if args.sentencepiece is not None:
+        print(f"{train_sentencepiece(corpus, args.sentencepiece)}\tand {corpus.root / 'spm'}/*.{{src,tgt}}")
+    print(f"{corpus.root / 'corpus.json'}\tmanifest")
