@@ -1,0 +1,40 @@
+"""Score translations with ChrF++ (sacrebleu) overall, by document length and by language pair.
+
+Give fairseq-generate output (--generate FILE), or --hyp and --ref files (with --src for the
+per-pair scores, read from the IndicTrans2 tags). Prints the sacrebleu signature and a table;
+--json writes the same numbers. A lost segment (gap in ids, count mismatch) is an error.
+"""
+import json
+
+from ..evaluate import evaluate, read_generate, read_lines, table
+
+
+def add_arguments(parser):
+    parser.add_argument("--generate", metavar="FILE", help="fairseq-generate output")
+    parser.add_argument("--hyp", metavar="FILE", help="hypotheses, one a line")
+    parser.add_argument("--ref", metavar="FILE",
+                        help="references, one a line (with --generate: used instead of its T- lines, "
+                             "which also checks that no trailing input was lost)")
+    parser.add_argument("--src", metavar="FILE", help="sources, one a line, for scores by language pair")
+    parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON here")
+
+
+def main(args):
+    if bool(args.generate) == bool(args.hyp):
+        raise ValueError("give either --generate FILE or --hyp FILE --ref FILE")
+    if args.generate:
+        sources, hyps, refs = read_generate(args.generate)
+        if args.ref:
+            refs = read_lines(args.ref)
+    else:
+        if not args.ref:
+            raise ValueError("--hyp needs --ref")
+        sources, hyps, refs = None, read_lines(args.hyp), read_lines(args.ref)
+    if args.src:
+        sources = read_lines(args.src)
+    report = evaluate(hyps, refs, sources)
+    print(table(report))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=1)
+            f.write("\n")

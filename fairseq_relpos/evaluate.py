@@ -1,0 +1,98 @@
+"""ChrF++ (sacrebleu's ``CHRF(word_order=2)``) overall, by document length and by language pair.
+
+Every score is sacrebleu's own corpus score on the selected segments, so the overall number is
+exactly what ``sacrebleu -m chrf --chrf-word-order 2`` gives on the same files. Inputs are either
+fairseq-generate output (``S-``/``T-``/``H-``/``D-`` lines; ``D-``, the detokenised hypothesis,
+is used when present) or plain hypothesis/reference files. Segments are never dropped: a
+missing hypothesis, a gap in the ids or a count mismatch is an error.
+"""
+from collections import defaultdict
+
+from sacrebleu.metrics import CHRF
+
+from .documents import split_tags
+
+
+def read_lines(path):
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def read_generate(path):
+    """``(sources, hypotheses, references)`` in id order from fairseq-generate output."""
+    fields = {"S": {}, "T": {}, "H": {}, "D": {}}
+    for number, line in enumerate(read_lines(path), start=1):
+        kind, _, rest = line.partition("-")
+        if kind not in fields or "\t" not in rest:
+            continue
+        head, _, text = rest.partition("\t")
+        if not head.isdigit():
+            continue
+        if kind in "HD":  # id, score, text; keep the best (first) hypothesis of an n-best list
+            text = text.partition("\t")[2]
+        fields[kind].setdefault(int(head), text)
+    hyps = fields["D"] or fields["H"]
+    if not hyps:
+        raise ValueError(f"{path} has no H- or D- lines; is it fairseq-generate output?")
+    ids = sorted(set(hyps) | set(fields["T"]) | set(fields["S"]))
+    no_hyp = [i for i in ids if i not in hyps]
+    no_ref = [i for i in ids if i not in fields["T"]]
+    gaps = sorted(set(range(ids[-1] + 1)) - set(ids))
+    for what, missing in (("hypothesis", no_hyp), ("reference (T- line)", no_ref), ("output at all", gaps)):
+        if missing:
+            raise ValueError(f"{path}: {len(missing)} id(s) have no {what}: {missing[:20]}; fairseq-generate "
+                             f"lost inputs (decode with --task translation_doc to keep every one)")
+    return [fields["S"].get(i) for i in ids], [hyps[i] for i in ids], [fields["T"][i] for i in ids]
+
+
+def length_bucket(tokens):
+    """Power-of-two buckets of reference length in whitespace tokens: <=16, 17-32, 33-64, ..."""
+    high = 16
+    while tokens > high:
+        high *= 2
+    return f"<={high}" if high == 16 else f"{high // 2 + 1}-{high}"
+
+
+def evaluate(hypotheses, references, sources=None):
+    """A dict with the signature, overall score and per-bucket and per-pair scores."""
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    if sources is not None and len(sources) != len(references):
+        raise ValueError(f"{len(sources)} sources but {len(references)} references")
+    if not references:
+        raise ValueError("nothing to score: no segments")
+    chrf = CHRF(word_order=2)
+
+    def score(indices):
+        result = chrf.corpus_score([hypotheses[i] for i in indices], [[references[i] for i in indices]])
+        return {"chrf++": result.score, "segments": len(indices),
+                "ref_tokens_max": max(len(references[i].split()) for i in indices)}
+
+    groups = {"length": defaultdict(list), "pair": defaultdict(list)}
+    for i, ref in enumerate(references):
+        groups["length"][length_bucket(len(ref.split()))].append(i)
+        tags = split_tags(sources[i])[0] if sources is not None and sources[i] is not None else None
+        if tags:
+            groups["pair"]["-".join(tags)].append(i)
+
+    def order(label):
+        return int(label.lstrip("<=").split("-")[0])
+
+    overall = score(range(len(references)))
+    return {
+        "metric": "chrF++",
+        "signature": str(chrf.get_signature()),
+        "overall": overall,
+        "by_length": {k: score(v) for k, v in sorted(groups["length"].items(), key=lambda kv: order(kv[0]))},
+        "by_pair": {k: score(v) for k, v in sorted(groups["pair"].items())},
+    }
+
+
+def table(report):
+    rows = [("all", report["overall"])]
+    rows += [(f"length {k}", v) for k, v in report["by_length"].items()]
+    rows += [(k, v) for k, v in report["by_pair"].items()]
+    width = max(len(name) for name, _ in rows)
+    lines = [f"chrF++ signature: {report['signature']}", f"{'':{width}}  segments  chrF++"]
+    lines += [f"{name:{width}}  {v['segments']:8d}  {v['chrf++']:6.2f}" for name, v in rows]
+    return "\n".join(lines)
