@@ -27,14 +27,15 @@ def allow_fairseq_checkpoints():
 
 
 def _explain(path, err):
-    """A refused global becomes UnsafeCheckpointError naming the file; any other unpickling
-    failure means the file is not a checkpoint at all."""
+    """A weights-only refusal becomes UnsafeCheckpointError naming the file and what was
+    refused; any other unpickling failure means the file is not a checkpoint at all."""
     said = str(err).strip()
     if "Weights only load failed" in said or "Unsupported global" in said:
-        refused = next((line.strip() for line in said.splitlines() if "Unsupported global" in line), said)
+        details = [line.strip() for line in said.splitlines()
+                   if "GLOBAL" in line or "Unsupported" in line]
         return UnsafeCheckpointError(
-            f"refused to load {path}: its pickle references a global that fairseq checkpoints "
-            f"never hold, so loading it could run code ({refused})")
+            f"refused to load {path}: its pickle holds what fairseq checkpoints never do, and "
+            f"loading it could run code ({details[0] if details else said.splitlines()[0]})")
     return ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: {said.splitlines()[0]})")
 
 

@@ -44,6 +44,7 @@ class RelativeTransformerModel(TransformerModel):
         relative_architecture(args)
         if getattr(args, "cross_self_attention", False):
             raise ValueError("--cross-self-attention is not supported with relative positions")
+        _lengths_from_task(args, task)
         model = super().build_model(args, task)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
@@ -59,6 +60,15 @@ class RelativeTransformerModel(TransformerModel):
         except RuntimeError as err:
             raise checkpoint_surgery.CheckpointMismatchError(
                 checkpoint_surgery.describe_mismatch(self, state_dict)) from err
+
+
+def _lengths_from_task(args, task):
+    """A relative model has no position table, so its length limit is a setting of the run,
+    not of the weights: take the task's (the command line's) --max-source/target-positions
+    rather than those saved in the checkpoint, which would cap decoding at training length."""
+    limits = task.max_positions() if task is not None else None
+    if isinstance(limits, tuple) and len(limits) == 2 and all(isinstance(n, int) for n in limits):
+        args.max_source_positions, args.max_target_positions = limits
 
 
 def attach_relative_positions(stack, args, causal):
