@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Set up .venv with everything fairseq-relpos needs, from nothing. Safe to re-run.
+# torch is installed first and pinned: fairseq's dependencies would otherwise pull the newest
+# CUDA build (several GB). Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.5.1".
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+"$PYTHON" - <<'PY'
+import sys
+if not (3, 10) <= sys.version_info[:2] <= (3, 12):
+    sys.exit(f"fairseq-relpos needs Python 3.10 to 3.12 (fairseq has no build for {sys.version.split()[0]})")
+PY
+[ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q "$TORCH_SPEC"
+.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -c "import fairseq, torch, fairseq_relpos; print('fairseq', fairseq.__version__, '| torch', torch.__version__, '| fairseq_relpos', fairseq_relpos.__version__)"
