@@ -33,7 +33,8 @@ def read_generate(path):
         fields[kind].setdefault(int(head), text)
     hyps = fields["D"] or fields["H"]
     if not hyps:
-        raise ValueError(f"{path} has no H- or D- lines; is it fairseq-generate output?")
+        raise ValueError(f"{path} has no H- or D- lines: not fairseq-generate output, or it decoded "
+                         f"nothing (use --task translation_doc so that no input is dropped)")
     ids = sorted(set(hyps) | set(fields["T"]) | set(fields["S"]))
     no_hyp = [i for i in ids if i not in hyps]
     no_ref = [i for i in ids if i not in fields["T"]]

@@ -35,8 +35,13 @@ def is_training_dataset(task, dataset):
 
 def describe_ignored(dataset, ignored, max_positions, limit=None):
     """Ids are fairseq sample ids (0-based); line numbers are 1-based in the split's text."""
-    listed = list(ignored) if limit is None else list(ignored)[:limit]
-    shown = ", ".join(f"#{i} (line {i + 1}, size {dataset.size(i)})" for i in listed)
+    ignored = sorted(int(i) for i in ignored)
+    listed = ignored if limit is None else ignored[:limit]
+
+    def tokens(size):
+        return "/".join(str(int(n)) for n in (size if isinstance(size, tuple) else (size,)))
+
+    shown = ", ".join(f"#{i} (line {i + 1}, {tokens(dataset.size(i))} tokens)" for i in listed)
     more = f" and {len(ignored) - len(listed)} more" if len(ignored) > len(listed) else ""
     return f"{len(ignored)} input(s) longer than max positions {max_positions}: {shown}{more}"
 
@@ -58,8 +63,8 @@ class DocumentBatchingMixin:
             return kept
         if not ignore_invalid_inputs:
             raise InputTooLongError(
-                f"{describe_ignored(dataset, ignored, max_positions, MAX_LISTED)}; raise --max-source-positions/--max-target-positions (relative-position "
-                f"models have no length limit of their own), split these inputs, or pass "
+                f"{describe_ignored(dataset, ignored, max_positions, MAX_LISTED)}; raise "
+                f"--max-source-positions/--max-target-positions, split these inputs, or pass "
                 f"--skip-invalid-size-inputs-valid-test to skip them")
         logger.warning("skipping %s (--skip-invalid-size-inputs-valid-test)",
                        describe_ignored(dataset, ignored, max_positions))
