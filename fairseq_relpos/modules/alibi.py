@@ -3,6 +3,11 @@
 Each head adds -slope * distance to its attention logits. The bias is built for the query and
 key lengths of the call at hand (no maximum length) and the last one is kept, so the layers of
 one forward pass, which all ask for the same shape, share a single tensor.
+
+Since the bias depends on i - j only, over keys taken in reverse order it depends on i + j,
+and a (T, S) matrix that depends on i + j is a strided view of a T + S - 1 vector.
+:meth:`ALiBi.strided_bias` hands attention that view, so long sequences never pay the
+O(H T S) memory and time of a dense bias.
 """
 import math
 from typing import Optional, Tuple
@@ -47,18 +52,14 @@ class ALiBi(nn.Module):
         self.num_heads, self.mode = num_heads, mode
         self.slopes = alibi_slopes(num_heads)
         self._last: Optional[Tuple[tuple, torch.Tensor]] = None
+        self._last_strided: Optional[Tuple[tuple, torch.Tensor]] = None
 
     def extra_repr(self):
         return f"heads={self.num_heads}, mode={self.mode}"
 
-    def forward(self, q_len, k_len, offset, device, dtype):
-        key = (q_len, k_len, offset, device, dtype)
-        if self._last is not None and self._last[0] == key:
-            return self._last[1]
-        q_pos = torch.arange(offset, offset + q_len, device=device, dtype=torch.float32)
-        k_pos = torch.arange(k_len, device=device, dtype=torch.float32)
-        dist = q_pos[:, None] - k_pos[None, :]
-        slopes = torch.tensor(self.slopes, device=device, dtype=torch.float32)[:, None, None]
+    def _bias(self, dist, device):
+        """The bias of query-minus-key distances ``dist`` for every head: (H, *dist.shape)."""
+        slopes = torch.tensor(self.slopes, device=device, dtype=torch.float32).view(-1, *[1] * dist.dim())
         if self.mode == "symmetric":
             bias = -slopes * dist.abs()
         elif self.mode == "causal":
@@ -66,6 +67,32 @@ class ALiBi(nn.Module):
         else:
             ahead = slopes.flip(0)
             bias = torch.where(dist >= 0, -slopes * dist, ahead * dist)
-        bias = bias.to(dtype)
+        return bias
+
+    def forward(self, q_len, k_len, offset, device, dtype):
+        key = (q_len, k_len, offset, device, dtype)
+        if self._last is not None and self._last[0] == key:
+            return self._last[1]
+        q_pos = torch.arange(offset, offset + q_len, device=device, dtype=torch.float32)
+        k_pos = torch.arange(k_len, device=device, dtype=torch.float32)
+        bias = self._bias(q_pos[:, None] - k_pos[None, :], device).to(dtype)
         self._last = (key, bias)
         return bias
+
+    def strided_bias(self, q_len, k_len, offset, device, dtype, mask_future=False):
+        """The bias for keys in reverse order (key k_len - 1 first), shape (1, H, q_len, k_len),
+        as a view with strides (., T + S - 1, 1, 1) of an (H, T + S - 1) tensor; -inf on keys
+        after the query when ``mask_future``. Attention must be given ``keys.flip(-2)``."""
+        key = (q_len, k_len, offset, device, dtype, mask_future)
+        if self._last_strided is not None and self._last_strided[0] == key:
+            return self._last_strided[1]
+        n = q_len + k_len - 1
+        # query i meets reversed key r (= key k_len - 1 - r) at distance i + r + offset - (k_len - 1)
+        dist = torch.arange(n, device=device, dtype=torch.float32) + (offset - (k_len - 1))
+        bias = self._bias(dist, device)
+        if mask_future:
+            bias = bias.masked_fill(dist < 0, float("-inf"))
+        bias = bias.to(dtype).contiguous()
+        view = bias.as_strided((1, self.num_heads, q_len, k_len), (bias.numel(), n, 1, 1))
+        self._last_strided = (key, view)
+        return view

@@ -4,8 +4,16 @@ The swap keeps fairseq's parameters (q/k/v/out projections, same names and shape
 sinusoidal checkpoint loads unchanged; only how queries meet keys changes. RoPE rotates
 queries and keys, ALiBi adds a distance bias, NoPE does neither. Keys enter the
 incremental cache already rotated, so a decoding step never re-rotates the past.
+
+Speed notes (measured with benchmarks/speed.py): attention goes through
+``F.scaled_dot_product_attention`` whenever no weights are asked for, and every mask is
+handed to it in a shape its fused CPU/GPU kernels accept (4-D or 2-D; a 3-D mask silently
+drops to the unfused path, which materialises (B, H, T, S) scores). fairseq's causal mask
+becomes ``is_causal``; key padding stays a (B, 1, 1, S) boolean; the ALiBi bias of a whole
+sequence is a strided (1, H, T, S) view of an (H, T + S - 1) vector (see
+:meth:`ALiBi.strided_bias`), so no (H, T, S) tensor is ever built for it.
 """
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -30,7 +38,7 @@ class RelativeSelfAttention(MultiheadAttention):
     def adopt(cls, attn: MultiheadAttention, rotary=None, alibi=None):
         if not isinstance(attn, MultiheadAttention) or not attn.self_attention:
             raise TypeError(f"relative positions go into fairseq self-attention, got {type(attn).__name__}")
-        if attn.bias_k is not None or attn.add_zero_attn or getattr(attn, "use_xformers", False):
+        if attn.bias_k is not None or attn.add_zero_attn or attn.use_xformers:
             raise ValueError("relative positions do not support add_bias_kv, add_zero_attn or xformers attention")
         attn.__class__ = cls
         # Registered as submodules for printing; they hold no parameters or buffers.
@@ -81,34 +89,66 @@ class RelativeSelfAttention(MultiheadAttention):
             saved["prev_key_padding_mask"] = key_padding_mask
             self._set_input_buffer(incremental_state, saved)
 
-        mask = self._additive_mask(q, k.size(2), offset, attn_mask, key_padding_mask)
+        src_len = k.size(2)
+        if key_padding_mask is not None:
+            key_padding_mask = key_padding_mask.to(torch.bool)
+        causal = attn_mask is not None and offset == 0 and _is_future_mask(attn_mask, tgt_len, src_len)
         if need_weights:
+            mask = self._dense_mask(q, src_len, offset, attn_mask, key_padding_mask)
             scores = torch.matmul(q * self.scaling, k.transpose(-1, -2))
             if mask is not None:
                 scores = scores + mask
             probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(q)
             out = torch.matmul(self.dropout_module(probs), v)
         else:
+            mask, is_causal, flip = self._sdpa_mask(q, src_len, offset, attn_mask, key_padding_mask, causal)
+            if flip:
+                k, v = k.flip(2), v.flip(2)
+            dropout = self.training or self.dropout_module.apply_during_inference
             out = F.scaled_dot_product_attention(
-                q, k, v, attn_mask=mask, scale=self.scaling,
-                dropout_p=self.dropout_module.p if self.training else 0.0)
+                q, k, v, attn_mask=mask, is_causal=is_causal, scale=self.scaling,
+                dropout_p=self.dropout_module.p if dropout else 0.0)
         out = self.out_proj(out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, embed_dim))
         if not need_weights:
             return out, None
         weights = probs.transpose(0, 1) if need_head_weights else probs.mean(dim=1)
         return out, weights
 
-    def _additive_mask(self, q, src_len, offset, attn_mask, key_padding_mask):
-        """One float mask broadcastable to (B, H, T, S): fairseq's attn_mask and key padding
-        as -inf, plus the ALiBi bias."""
+    def _sdpa_mask(self, q, src_len, offset, attn_mask, key_padding_mask, causal
+                   ) -> Tuple[Optional[Tensor], bool, bool]:
+        """(attn_mask, is_causal, flip_keys) for scaled_dot_product_attention, in the cheapest
+        form that keeps fairseq's semantics. Boolean masks there mean "may attend"."""
+        tgt_len = q.size(2)
+        if self.alibi is not None:
+            if key_padding_mask is None and (attn_mask is None or causal) and tgt_len > 1:
+                # The bias depends on i - j only: over reversed keys it is a strided view.
+                return self.alibi.strided_bias(tgt_len, src_len, offset, q.device, q.dtype, mask_future=causal), False, True
+            return self._dense_mask(q, src_len, offset, attn_mask, key_padding_mask), False, False
+        if key_padding_mask is None:
+            if attn_mask is None:
+                return None, False, False
+            if causal:
+                return None, True, False
+            return _as_additive(attn_mask, q.dtype), False, False
+        keep = ~key_padding_mask[:, None, None, :]
+        if attn_mask is None:
+            return keep, False, False
+        if causal:
+            future = torch.ones(tgt_len, src_len, dtype=torch.bool, device=q.device).triu_(1)
+            return keep & ~future, False, False
+        return _as_additive(attn_mask, q.dtype) + _as_additive(~keep, q.dtype), False, False
+
+    def _dense_mask(self, q, src_len, offset, attn_mask, key_padding_mask):
+        """One additive float mask broadcastable to (B, H, T, S), always 4-D: fairseq's
+        attn_mask and key padding as -inf, plus the ALiBi bias."""
         mask = None
         if attn_mask is not None:
-            mask = _as_additive(attn_mask, q.dtype)
+            mask = _as_additive(attn_mask, q.dtype)[None, None]
         if key_padding_mask is not None:
-            pad = _as_additive(key_padding_mask.to(torch.bool), q.dtype)[:, None, None, :]
+            pad = _as_additive(key_padding_mask, q.dtype)[:, None, None, :]
             mask = pad if mask is None else mask + pad
         if self.alibi is not None:
-            bias = self.alibi(q.size(2), src_len, offset, q.device, q.dtype)
+            bias = self.alibi(q.size(2), src_len, offset, q.device, q.dtype)[None]
             mask = bias if mask is None else mask + bias
         return mask
 
@@ -117,3 +157,27 @@ def _as_additive(mask: Tensor, dtype) -> Tensor:
     if mask.dtype == torch.bool:
         return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill_(mask, float("-inf"))
     return mask.to(dtype)
+
+
+_last_future_check: list = [None, -1, False]  # mask seen last, its version, verdict
+
+
+def _is_future_mask(mask: Tensor, tgt_len: int, src_len: int) -> bool:
+    """Whether ``mask`` is fairseq's future mask (-inf, or True, strictly above the diagonal,
+    0 / False elsewhere), so attention may use ``is_causal`` instead.
+
+    The decoder hands the same tensor to all its layers, so the O(T^2) check runs once per
+    forward pass; the tensor and its version counter are remembered, which catches in-place
+    edits, and holding the reference keeps its id from being reused."""
+    if tgt_len != src_len or mask.dim() != 2 or mask.shape != (tgt_len, src_len):
+        return False
+    last, version, verdict = _last_future_check
+    if last is mask and version == mask._version:
+        return verdict
+    upper = torch.ones(tgt_len, src_len, dtype=torch.bool, device=mask.device).triu_(1)
+    if mask.dtype == torch.bool:
+        verdict = bool(torch.equal(mask, upper))
+    else:
+        verdict = bool(torch.equal(torch.isneginf(mask), upper)) and not bool(mask.masked_fill(upper, 0).any())
+    _last_future_check[:] = [mask, mask._version, verdict]
+    return verdict
