@@ -1,0 +1,101 @@
+"""evaluate: the numbers are sacrebleu's own ChrF++; fairseq-generate output is read whole or refused."""
+import json
+import random
+import subprocess
+import sys
+
+import pytest
+from sacrebleu.metrics import CHRF
+
+from fairseq_relpos import cli
+from fairseq_relpos.evaluate import evaluate, length_bucket, read_generate
+
+
+def sample(n=40, seed=0):
+    rng = random.Random(seed)
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
+    refs = [" ".join(rng.choice(words) for _ in range(rng.choice([5, 20, 40, 90]))) for _ in range(n)]
+    hyps = [" ".join(w if rng.random() < 0.7 else rng.choice(words) for w in r.split()[: rng.randint(3, 100)])
+            for r in refs]
+    srcs = [f"eng_Latn {'hin_Deva' if i % 3 else 'tam_Taml'} " + r.upper() for i, r in enumerate(refs)]
+    return srcs, hyps, refs
+
+
+def write(path, lines):
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def chrfpp(hyps, refs):
+    return CHRF(word_order=2).corpus_score(hyps, [refs]).score
+
+
+def test_scores_are_sacrebleus_own(tmp_path, capsys):
+    srcs, hyps, refs = sample()
+    report = evaluate(hyps, refs, srcs)
+    assert report["overall"]["chrf++"] == chrfpp(hyps, refs)
+    assert report["signature"].startswith("nrefs:1|case:mixed|eff:yes|nc:6|nw:2|space:no")
+    for pair, tgt in (("eng_Latn-hin_Deva", "hin_Deva"), ("eng_Latn-tam_Taml", "tam_Taml")):
+        idx = [i for i, s in enumerate(srcs) if s.split()[1] == tgt]
+        assert report["by_pair"][pair]["chrf++"] == chrfpp([hyps[i] for i in idx], [refs[i] for i in idx])
+    assert sum(v["segments"] for v in report["by_length"].values()) == len(refs)
+    assert list(report["by_length"]) == ["<=16", "17-32", "33-64", "65-128"]
+
+    paths = [write(tmp_path / name, lines) for name, lines in (("h", hyps), ("r", refs), ("s", srcs))]
+    assert cli.main(["evaluate", "--hyp", str(paths[0]), "--ref", str(paths[1]), "--src", str(paths[2]),
+                     "--json", str(tmp_path / "out.json")]) == 0
+    printed = capsys.readouterr().out
+    assert "nw:2" in printed and "eng_Latn-tam_Taml" in printed
+    assert json.loads((tmp_path / "out.json").read_text())["overall"]["chrf++"] == pytest.approx(chrfpp(hyps, refs), abs=0)
+    cmd = [sys.executable, "-m", "sacrebleu", str(paths[1]), "-i", str(paths[0]), "-m", "chrf",
+           "--chrf-word-order", "2", "-b", "-w", "6"]
+    assert float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout) == round(chrfpp(hyps, refs), 6)
+
+
+def generate_output(srcs, hyps, refs, order, detok=True, drop=()):
+    lines = []
+    for i in order:
+        if i in drop:
+            continue
+        lines += [f"S-{i}\t{srcs[i]}", f"T-{i}\t{refs[i]}", f"H-{i}\t-0.5\t{hyps[i]} @@"]
+        if detok:
+            lines.append(f"D-{i}\t-0.5\t{hyps[i]}")
+        lines += [f"P-{i}\t-0.1 -0.2", f"H-{i}\t-0.9\tsecond best"]  # n-best: the first is kept
+    return ["2026-01-01 | INFO | fairseq_cli.generate | loaded", *lines, "Generate test with beam=4: BLEU4 = 1.0"]
+
+
+def test_generate_output_in_any_order_equals_plain_files(tmp_path):
+    srcs, hyps, refs = sample()
+    order = list(range(len(refs)))
+    random.Random(1).shuffle(order)
+    path = write(tmp_path / "gen.out", generate_output(srcs, hyps, refs, order))
+    assert read_generate(path) == (srcs, hyps, refs)
+    got_srcs, got_hyps, got_refs = read_generate(path)
+    assert evaluate(got_hyps, got_refs, got_srcs) == evaluate(hyps, refs, srcs)
+    no_detok = write(tmp_path / "h.out", generate_output(srcs, hyps, refs, order, detok=False))
+    assert read_generate(no_detok)[1] == [h + " @@" for h in hyps]
+
+
+def test_lost_segments_are_errors(tmp_path, capsys):
+    srcs, hyps, refs = sample()
+    order = range(len(refs))
+    gap = write(tmp_path / "gap.out", generate_output(srcs, hyps, refs, order, drop={3, 7}))
+    with pytest.raises(ValueError, match=r"2 id\(s\) have no output at all: \[3, 7\]"):
+        read_generate(gap)
+    tail = write(tmp_path / "tail.out", generate_output(srcs, hyps, refs, order, drop={len(refs) - 1}))
+    ref = write(tmp_path / "ref", refs)
+    assert cli.main(["evaluate", "--generate", str(tail)]) == 0  # a lost last id is invisible ...
+    assert cli.main(["evaluate", "--generate", str(tail), "--ref", str(ref)]) == 2  # ... unless --ref is given
+    assert "hypotheses but" in capsys.readouterr().err
+    empty = write(tmp_path / "empty.out", ["2026 | INFO | nothing"])
+    with pytest.raises(ValueError, match="translation_doc"):
+        read_generate(empty)
+    with pytest.raises(ValueError, match="hypotheses but"):
+        evaluate(hyps[:-1], refs)
+    assert cli.main(["evaluate", "--hyp", str(ref)]) == 2
+    assert cli.main(["evaluate", "--hyp", str(ref), "--ref", str(tmp_path / "missing")]) == 2
+
+
+def test_length_buckets():
+    assert [length_bucket(n) for n in (0, 16, 17, 32, 33, 64, 65, 1000)] == [
+        "<=16", "<=16", "17-32", "17-32", "33-64", "33-64", "65-128", "513-1024"]
