@@ -1,0 +1,97 @@
+"""--task translation_doc decodes every document; over-long ones are named, never dropped silently."""
+import logging
+
+import pytest
+import torch
+from fairseq.data import Dictionary, LanguagePairDataset
+from fairseq.tasks.translation import TranslationTask
+
+from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train
+from fairseq_relpos import cli, toydata
+from fairseq_relpos.tasks.document_batching import InputTooLongError
+from fairseq_relpos.tasks.translation_doc import TranslationDocConfig, TranslationDocTask
+
+# ---- in process: the batching policy itself ----------------------------------------------------
+
+
+def make_task(cls, lengths):
+    d = Dictionary()
+    for w in "abc":
+        d.add_symbol(w)
+    tokens = [torch.full((n,), d.index("a"), dtype=torch.long) for n in lengths]
+    task = cls(TranslationDocConfig(source_lang="src", target_lang="tgt", train_subset="train"), d, d)
+    for split in ("train", "test"):
+        task.datasets[split] = LanguagePairDataset(tokens, lengths, d, tokens, lengths, d, shuffle=False)
+    return task
+
+
+def batched_ids(task, split, **options):
+    itr = task.get_batch_iterator(task.datasets[split], max_tokens=12000, required_batch_size_multiple=8,
+                                  max_positions=(1024, 1024), **options)
+    return sorted(int(i) for batch in itr.frozen_batches for i in batch)
+
+
+@pytest.mark.parametrize("n", [5, 100])
+def test_every_input_is_batched_outside_training(n):
+    lengths = [3 + i % 7 for i in range(n)]
+    ours = make_task(TranslationDocTask, lengths)
+    assert batched_ids(ours, "test") == list(range(n))
+    stock = make_task(TranslationTask, lengths)
+    assert len(batched_ids(stock, "test")) < n  # fairseq main drops the ragged last batch
+    assert batched_ids(ours, "train") == batched_ids(stock, "train")  # training is unchanged
+
+
+def test_over_long_inputs_are_named(caplog):
+    task = make_task(TranslationDocTask, [5, 40, 6, 50, 7])
+    with pytest.raises(InputTooLongError, match=r"2 input\(s\) longer .*#1 \(line 2, 40/40 tokens\), #3 \(line 4"):
+        task.get_batch_iterator(task.datasets["test"], max_tokens=1000, max_positions=(30, 30))
+    with caplog.at_level(logging.WARNING):
+        itr = task.get_batch_iterator(task.datasets["test"], max_tokens=1000, max_positions=(30, 30),
+                                      ignore_invalid_inputs=True)
+    assert sorted(int(i) for b in itr.frozen_batches for i in b) == [0, 2, 4]
+    assert "#1 (line 2" in caplog.text and "#3 (line 4" in caplog.text
+
+
+# ---- the real fairseq-generate on toy documents ------------------------------------------------
+
+GENERATE = ["--beam", "1", "--max-len-a", "0", "--max-len-b", "8"]  # untrained: keep outputs short
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    root = tmp_path_factory.mktemp("docdecode")
+    corpus = toydata.write_toy_corpus(root / "raw", train_sentences=100, valid_sentences=10,
+                                      test_sentences=5, train_documents=2, test_documents=25)
+    raw = corpus.root
+    for side in ("src", "tgt"):  # five documents, and the hundred of test-doc2
+        lines = (raw / f"test-doc4.{side}").read_text().splitlines()[:5]
+        (raw / f"five.{side}").write_text("".join(line + "\n" for line in lines))
+        (raw / f"hundred.{side}").write_text((raw / f"test-doc2.{side}").read_text())
+    data = preprocess(raw, root / "bin", splits=("train", "valid", "five", "hundred"))
+    train(data, root / "ckpt", "transformer_rope", "--max-tokens", "4000", updates=10)
+    return data, root / "ckpt" / "checkpoint_last.pt", raw
+
+
+def generate(model, subset, *extra, check=True):
+    data, checkpoint, _ = model
+    return run("generate", data, "--user-dir", PLUGIN, "--task", "translation_doc", "--path", checkpoint,
+               "--gen-subset", subset, *GENERATE, *extra, check=check)
+
+
+@pytest.mark.parametrize("subset,n", [("test", 5), ("test1", 100)])
+def test_generate_returns_every_document_with_default_batch_flags(model, subset, n, tmp_path):
+    out = generate(model, subset).stdout
+    assert sorted(hypotheses(out)) == list(range(n))
+    (tmp_path / "gen.out").write_text(out)
+    ref = model[2] / ("five.tgt" if n == 5 else "hundred.tgt")
+    assert cli.main(["evaluate", "--generate", str(tmp_path / "gen.out"), "--ref", str(ref)]) == 0
+
+
+def test_generate_names_over_long_documents(model):
+    proc = generate(model, "test", "--max-source-positions", "30", check=False)
+    assert proc.returncode != 0
+    src = (model[2] / "five.src").read_text().splitlines()
+    too_long = [i for i, line in enumerate(src) if len(line.split()) + 1 > 30]  # + </s>
+    assert too_long and f"{len(too_long)} input(s) longer than max positions" in proc.stderr
+    for i in too_long:
+        assert f"#{i} (line {i + 1}," in proc.stderr
