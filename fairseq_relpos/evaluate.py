@@ -18,8 +18,9 @@ def read_lines(path):
         return [line.rstrip("\n") for line in f]
 
 
-def read_generate(path):
-    """``(sources, hypotheses, references)`` in id order from fairseq-generate output."""
+def read_generate(path, references=True):
+    """``(sources, hypotheses, references)`` in id order from fairseq-generate output; with
+    ``references=False`` T- lines are not required (references come from elsewhere)."""
     fields = {"S": {}, "T": {}, "H": {}, "D": {}}
     for number, line in enumerate(read_lines(path), start=1):
         kind, _, rest = line.partition("-")
@@ -37,13 +38,13 @@ def read_generate(path):
                          f"nothing (use --task translation_doc so that no input is dropped)")
     ids = sorted(set(hyps) | set(fields["T"]) | set(fields["S"]))
     no_hyp = [i for i in ids if i not in hyps]
-    no_ref = [i for i in ids if i not in fields["T"]]
+    no_ref = [i for i in ids if i not in fields["T"]] if references else []
     gaps = sorted(set(range(ids[-1] + 1)) - set(ids))
     for what, missing in (("hypothesis", no_hyp), ("reference (T- line)", no_ref), ("output at all", gaps)):
         if missing:
             raise ValueError(f"{path}: {len(missing)} id(s) have no {what}: {missing[:20]}; fairseq-generate "
                              f"lost inputs (decode with --task translation_doc to keep every one)")
-    return [fields["S"].get(i) for i in ids], [hyps[i] for i in ids], [fields["T"][i] for i in ids]
+    return [fields["S"].get(i) for i in ids], [hyps[i] for i in ids], [fields["T"].get(i) for i in ids]
 
 
 def length_bucket(tokens):

@@ -99,3 +99,14 @@ def test_lost_segments_are_errors(tmp_path, capsys):
 def test_length_buckets():
     assert [length_bucket(n) for n in (0, 16, 17, 32, 33, 64, 65, 1000)] == [
         "<=16", "<=16", "17-32", "17-32", "33-64", "33-64", "65-128", "513-1024"]
+
+
+def test_references_from_a_file_need_no_t_lines(tmp_path):
+    srcs, hyps, refs = sample()
+    lines = [line for line in generate_output(srcs, hyps, refs, range(len(refs))) if not line.startswith("T-")]
+    path = write(tmp_path / "gen.out", lines)
+    with pytest.raises(ValueError, match="no reference"):
+        read_generate(path)
+    assert cli.main(["evaluate", "--generate", str(path), "--ref", str(write(tmp_path / "ref", refs)),
+                     "--json", str(tmp_path / "j")]) == 0
+    assert json.loads((tmp_path / "j").read_text())["overall"]["chrf++"] == chrfpp(hyps, refs)

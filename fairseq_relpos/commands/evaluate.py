@@ -23,7 +23,7 @@ def main(args):
     if bool(args.generate) == bool(args.hyp):
         raise ValueError("give either --generate FILE or --hyp FILE --ref FILE")
     if args.generate:
-        sources, hyps, refs = read_generate(args.generate)
+        sources, hyps, refs = read_generate(args.generate, references=not args.ref)
         if args.ref:
             refs = read_lines(args.ref)
     else:
