@@ -9,6 +9,7 @@ import argparse
 import functools
 import os
 import pickle
+import tempfile
 
 import torch
 from fairseq import checkpoint_utils
@@ -18,8 +19,8 @@ from fairseq import checkpoint_utils
 FAIRSEQ_CHECKPOINT_GLOBALS = [argparse.Namespace]
 
 
-class UnsafeCheckpointError(pickle.UnpicklingError):
-    pass
+class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
+    """A user error too (ValueError): the file is not one we will open."""
 
 
 def allow_fairseq_checkpoints():
@@ -28,15 +29,17 @@ def allow_fairseq_checkpoints():
 
 def _explain(path, err):
     """A weights-only refusal becomes UnsafeCheckpointError naming the file and what was
-    refused; any other unpickling failure means the file is not a checkpoint at all."""
+    refused; any other unpickling failure (e.g. "Unsupported operand" on a text file) means
+    the file is not a checkpoint at all."""
     said = str(err).strip()
-    if "Weights only load failed" in said or "Unsupported global" in said:
+    if "Unsupported global" in said or "GLOBAL" in said:
         details = [line.strip() for line in said.splitlines()
                    if "GLOBAL" in line or "Unsupported" in line]
         return UnsafeCheckpointError(
             f"refused to load {path}: its pickle holds what fairseq checkpoints never do, and "
             f"loading it could run code ({details[0] if details else said.splitlines()[0]})")
-    return ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: {said.splitlines()[0]})")
+    detail = next((line.strip() for line in said.splitlines() if "Unsupported" in line), said.splitlines()[0])
+    return ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: {detail})")
 
 
 def safe_torch_load(path, **kwargs):
@@ -75,21 +78,52 @@ def read_checkpoint(path):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such checkpoint: {path}")
     try:
-        state = safe_torch_load(path, mmap=True)
-    except RuntimeError:
-        state = safe_torch_load(path)
-    except (EOFError, ValueError) as err:
-        raise ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: {err})") from err
+        try:
+            state = safe_torch_load(path, mmap=True)
+        except RuntimeError:  # mmap needs the zip format; older checkpoints are read whole
+            state = safe_torch_load(path)
+    except EOFError as err:  # an empty or truncated file; other failures are explained already
+        raise ValueError(f"{path} is not a fairseq checkpoint (it is empty or truncated)") from err
+    except RuntimeError as err:  # e.g. a damaged zip archive
+        raise ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: "
+                         f"{str(err).splitlines()[0][:200]})") from err
     if not isinstance(state, dict) or "model" not in state or not (state.get("cfg") or state.get("args")):
         raise ValueError(f"{path} is not a fairseq checkpoint: it has no 'model' weights and 'cfg'/'args'")
     return state
 
 
-def read_model_args(path):
-    """The model options a fairseq checkpoint was built with, as a plain dict."""
-    state = read_checkpoint(path)
+def model_args(state):
+    """The live mapping of a checkpoint's model options (``cfg.model``, or ``args`` in old
+    checkpoints): editing it edits the checkpoint."""
     cfg = state.get("cfg")
     model = cfg.get("model") if isinstance(cfg, dict) else None
     if model is None:
         model = state.get("args")
-    return dict(vars(model)) if isinstance(model, argparse.Namespace) else dict(model or {})
+    if isinstance(model, argparse.Namespace):
+        return vars(model)
+    if model is None:
+        return {}
+    return model
+
+
+def read_model_args(path):
+    """The model options a fairseq checkpoint was built with, as a plain dict."""
+    return dict(model_args(read_checkpoint(path)))
+
+
+def write_checkpoint(state, path):
+    """Save atomically: a temporary file in the same folder, then ``os.replace``, so a crash
+    or a full disk never leaves a half-written checkpoint under the final name."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(state, f)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make OUT private
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

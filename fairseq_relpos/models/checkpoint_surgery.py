@@ -26,13 +26,28 @@ def drop_absolute_positions(state_dict, name=""):
                     "switched to RoPE/ALiBi/NoPE.")
 
 
-def describe_mismatch(model, state_dict, limit=12):
+def refuse_mismatch(model, state_dict, prefix, local_metadata, strict, *unused):
+    """A load_state_dict pre-hook for the root module: it sees the upgraded state dict before
+    torch copies anything, so a strict load that would fail copies nothing (torch itself
+    copies every matching tensor first and complains afterwards)."""
+    if strict and not prefix:
+        problems = mismatches(model, state_dict)
+        if any(problems):
+            raise CheckpointMismatchError(describe_mismatch(*problems))
+
+
+def mismatches(model, state_dict):
+    """(missing, unexpected, wrong-shape) keys between a model and a state dict."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
     wrong = [f"{k}: checkpoint {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
              for k in expected if k in state_dict and hasattr(state_dict[k], "shape")
              and tuple(state_dict[k].shape) != tuple(expected[k].shape)]
+    return missing, unexpected, wrong
+
+
+def describe_mismatch(missing, unexpected, wrong, limit=12):
     lines = ["the checkpoint does not fit the model (nothing was loaded):"]
     for title, keys in (("missing from the checkpoint", missing),
                         ("in the checkpoint but not in the model", unexpected),
@@ -42,11 +57,64 @@ def describe_mismatch(model, state_dict, limit=12):
             more = f"\n    ... and {len(keys) - limit} more" if len(keys) > limit else ""
             lines.append(f"  {title} ({len(keys)}):\n    {shown}{more}")
     advice = ["what to do:"]
-    if any("embed_tokens" in w or "output_projection" in w for w in wrong):
-        advice.append("  - embedding shapes differ: binarise your data with the checkpoint's own "
-                      "dictionaries (fairseq-preprocess --srcdict/--tgtdict)")
+    if any(w.split(".")[1].startswith(("embed_tokens", "output_projection")) for w in wrong):
+        advice.append("  - embedding shapes differ, so the dictionaries differ: binarise your data "
+                      "with the checkpoint's own dictionaries (fairseq-preprocess --srcdict/--tgtdict, "
+                      "or --srcdict alone with --joined-dictionary)")
     advice.append("  - do not restate the checkpoint's shape on the command line: with "
                   "--finetune-from-model or --restore-file the layers, dimensions, heads and "
                   "normalisation are read from the checkpoint; drop any flag that contradicts it")
     advice.append("  - inspect it with `fairseq-relpos inspect CKPT`")
     return "\n".join(lines + advice)
+
+
+RELATIVE_OPTIONS = ("relative_positions", "rope_theta", "rope_fraction", "rope_layout",
+                    "rope_scaling", "rope_scaling_factor", "alibi_encoder")
+
+
+def position_kind(args, weights=()):
+    """'learned', 'sinusoidal', 'none' (stock model without positions) or the relative type."""
+    if args.get("relative_positions"):
+        return args["relative_positions"]
+    if args.get("encoder_learned_pos") or args.get("decoder_learned_pos") or any(
+            k.endswith("embed_positions.weight") for k in weights):
+        return "learned"
+    return "none" if args.get("no_token_positional_embeddings") else "sinusoidal"
+
+
+def switch_positions(state, positions, options, max_positions=None):
+    """Rewrite a loaded checkpoint in place to ``positions`` ('rope', 'alibi', 'nope' or
+    'sinusoidal'). ``options`` are relative-position options to set (None = keep the
+    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers."""
+    from argparse import Namespace
+    from .relative_transformer import relative_architecture
+
+    from ..checkpoint_io import model_args
+    args = model_args(state)
+    current = position_kind(args, state["model"])
+    if current == "learned":
+        raise CheckpointMismatchError("the checkpoint has learned positional embeddings; only "
+                                      "sinusoidal or relative checkpoints can be converted")
+    if positions == "sinusoidal":
+        if current == "sinusoidal":
+            raise ValueError("the checkpoint already has sinusoidal positions")
+        for key in RELATIVE_OPTIONS:
+            args.pop(key, None)
+        args.update(_name="transformer", arch="transformer", no_token_positional_embeddings=False)
+    else:
+        drop_absolute_positions(state["model"])
+        new = Namespace(**args)
+        new.relative_positions = positions
+        for key, value in options.items():
+            if value is not None:
+                setattr(new, key, value)
+        relative_architecture(new)
+        args.clear()
+        # fairseq keys cfg.model._name by architecture, not by model.
+        args.update(vars(new), _name=f"transformer_{positions}", arch=f"transformer_{positions}")
+    if max_positions is not None:
+        task = state["cfg"].get("task") if isinstance(state.get("cfg"), dict) else None
+        for where in (args, task):
+            if where is not None:
+                where["max_source_positions"] = where["max_target_positions"] = max_positions
+    return current

@@ -48,18 +48,12 @@ class RelativeTransformerModel(TransformerModel):
         model = super().build_model(args, task)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
+        model.register_load_state_dict_pre_hook(checkpoint_surgery.refuse_mismatch)
         return model
 
     def upgrade_state_dict_named(self, state_dict, name):
         checkpoint_surgery.drop_absolute_positions(state_dict, name)
         super().upgrade_state_dict_named(state_dict, name)
-
-    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
-        try:
-            return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
-        except RuntimeError as err:
-            raise checkpoint_surgery.CheckpointMismatchError(
-                checkpoint_surgery.describe_mismatch(self, state_dict)) from err
 
 
 def _lengths_from_task(args, task):

@@ -3,24 +3,35 @@
 fairseq parses ``--arch`` before any checkpoint is read, so an architecture's defaults would
 silently win over the checkpoint's real shape and strict loading would then fail. When a run
 names a checkpoint to start from, the architecture takes every shape option that the command
-line left unset from that checkpoint instead.
+line left unset from that checkpoint instead. fairseq adds model options with
+``argparse.SUPPRESS``, so an absent attribute means "not given".
 """
+import argparse
 import os
 
 from ..checkpoint_io import read_model_args
+from .checkpoint_surgery import CheckpointMismatchError
 
+# Options that decide which weights exist and what shape they have, or how a stock layer
+# computes; a run that starts from a checkpoint must agree with it on all of them.
 SHAPE_FIELDS = (
     "encoder_embed_dim", "encoder_ffn_embed_dim", "encoder_layers", "encoder_attention_heads",
     "encoder_normalize_before", "decoder_embed_dim", "decoder_ffn_embed_dim", "decoder_layers",
     "decoder_attention_heads", "decoder_normalize_before", "decoder_output_dim",
     "decoder_input_dim", "layernorm_embedding", "activation_fn", "share_all_embeddings",
-    "share_decoder_input_output_embed", "no_scale_embedding", "no_cross_attention",
-    "encoder_layers_to_keep", "decoder_layers_to_keep",
+    "share_decoder_input_output_embed", "merge_src_tgt_embed", "no_scale_embedding",
+    "no_cross_attention", "no_decoder_final_norm", "encoder_layers_to_keep",
+    "decoder_layers_to_keep", "adaptive_input", "adaptive_softmax_cutoff",
+    "adaptive_softmax_factor", "tie_adaptive_weights", "tie_adaptive_proj",
 )
+# A relative checkpoint fine-tuned further keeps its own position settings.
+RELATIVE_FIELDS = ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
+                   "rope_scaling_factor", "alibi_encoder")
 DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
 
 
 def starting_checkpoint(args):
+    """The checkpoint named by --finetune-from-model or a non-default --restore-file."""
     path = getattr(args, "finetune_from_model", None)
     if not path:
         restore = getattr(args, "restore_file", DEFAULT_RESTORE_FILE)
@@ -32,9 +43,20 @@ def inherit_shape_from_checkpoint(args):
     path = starting_checkpoint(args)
     if path is None:
         return
+    from_command_line = isinstance(args, argparse.Namespace)
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"the checkpoint to start from does not exist: {path}")
+        # fairseq would start a --restore-file run from scratch without a word. A saved
+        # config (fairseq-generate) may name a file that has since moved: it needs nothing.
+        if from_command_line:
+            raise FileNotFoundError(f"the checkpoint to start from does not exist: {path}")
+        return
+    if all(hasattr(args, f) for f in SHAPE_FIELDS + RELATIVE_FIELDS):
+        return
     source = read_model_args(path)
-    for field in SHAPE_FIELDS:
+    if source.get("encoder_learned_pos") or source.get("decoder_learned_pos"):
+        raise CheckpointMismatchError(
+            f"{path} has learned positional embeddings; they are weights that a relative-position "
+            "model cannot use. Only sinusoidal (or relative) checkpoints can be switched.")
+    for field in SHAPE_FIELDS + RELATIVE_FIELDS:
         if not hasattr(args, field) and field in source and source[field] is not None:
             setattr(args, field, source[field])
