@@ -116,17 +116,22 @@ def make_batch(src_lens, tgt_lens, d, device, seed):
 
 
 class Clock:
-    def __init__(self, device):
+    """Seconds a call takes: on CUDA wall time between synchronisations; on CPU, by default,
+    the CPU time of this process, which does not count the time the scheduler gives to other
+    processes on a shared machine (with one torch thread that is the work the call does)."""
+
+    def __init__(self, device, kind="cpu"):
         self.cuda = device.type == "cuda"
+        self.now = time.perf_counter if self.cuda or kind == "wall" else time.process_time
 
     def __call__(self, fn):
         if self.cuda:
             torch.cuda.synchronize()
-        start = time.perf_counter()
+        start = self.now()
         out = fn()
         if self.cuda:
             torch.cuda.synchronize()
-        return time.perf_counter() - start, out
+        return self.now() - start, out
 
 
 def interleaved(names, repeats, warmup, run_one):
@@ -323,13 +328,19 @@ def main():
     p.add_argument("--archs", default=",".join(PLUGIN_ARCHS), help="plugin archs compared with stock")
     p.add_argument("--only", default="train,generate,score,step", help="which measurements to run")
     p.add_argument("--score-lengths", default=None, help="comma list of document lengths")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on a shared machine, OpenMP barriers make "
+                        "multi-threaded timings wait on descheduled threads)")
+    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                   help="on CPU, time by process CPU time (default; robust to other load) or wall time")
     p.add_argument("--json", default=None, help="also write the results to this file")
     a = p.parse_args()
 
     device = torch.device(a.device)
+    torch.set_num_threads(a.threads)
     shape = SHAPES["quick" if a.quick else "full"]
     cfg = dict(vocab=8000, train_bsz=32, train_len=(16, 32), train_repeats=5, gen_bsz=32, gen_len=24,
-               beam=4, gen_repeats=3, score_repeats=3, step_bsz=4, step_repeats=15,
+               beam=4, gen_repeats=3, score_repeats=3, step_bszs=[1, 4], step_repeats=15,
                score_lengths=[256, 1024, 2048, 4096], positions=[16, 2000])
     if a.quick:
         cfg.update(vocab=4000, train_bsz=16, train_repeats=3, gen_bsz=16, gen_repeats=2, score_repeats=2,
@@ -341,8 +352,9 @@ def main():
     only = set(a.only.split(","))
     names = [STOCK] + [n for n in a.archs.split(",") if n]
     info = machine()
+    info["torch_threads"] = torch.get_num_threads()
     print(f"# {info['date']}  {info['cpu']}  nproc={info['nproc']} torch threads={info['torch_threads']}  "
-          f"torch {info['torch']}  device={device}" + (f" ({info['cuda']})" if info["cuda"] else ""))
+          f"torch {info['torch']}  device={device} clock={a.clock if device.type == 'cpu' else 'wall'}" + (f" ({info['cuda']})" if info["cuda"] else ""))
     print(f"# shape: {shape['layers']}+{shape['layers']} layers, d={shape['dim']}, ffn={shape['ffn']}, "
           f"heads={shape['heads']}, vocab={cfg['vocab']}; command: python benchmarks/speed.py"
           + (" --quick" if a.quick else ""))
@@ -351,7 +363,7 @@ def main():
     for n in names:
         m, c, dictionary = build(n, shape, cfg["vocab"], device)
         models[n] = (m, c)
-    clock = Clock(device)
+    clock = Clock(device, a.clock)
     results = {"machine": info, "shape": shape, "config": {k: v for k, v in cfg.items()}, "runs": {}}
     for dname in dtypes.split(","):
         dtype = dtype_of[dname]
@@ -378,16 +390,18 @@ def main():
                                names, "{:.0f}")
                 print(*lines[-4:], sep="\n", flush=True)
         if "step" in only:
-            for pos in cfg["positions"]:
-                t = bench_step(models, dictionary, device, dtype, cfg, clock, pos)
-                res[f"step_{pos}_ms"] = {k: s * 1000 for k, s in t.items()}
-                lines += table(f"decoder step at position {pos}, batch {cfg['step_bsz']}", "ms",
-                               res[f"step_{pos}_ms"], names, "{:.2f}")
-                print(*lines[-2:], sep="\n", flush=True)
-            lo, hi = cfg["positions"][0], cfg["positions"][-1]
-            growth = {n: res[f"step_{hi}_ms"][n] / res[f"step_{lo}_ms"][n] for n in names}
-            res["step_growth"] = growth
-            print(f"| step time at {hi} / at {lo} | " + " | ".join(f"{growth[n]:.2f}" for n in names) + " |")
+            for bsz in cfg["step_bszs"]:
+                for pos in cfg["positions"]:
+                    t = bench_step(models, dictionary, device, dtype, dict(cfg, step_bsz=bsz), clock, pos)
+                    res[f"step_b{bsz}_{pos}_ms"] = {k: s * 1000 for k, s in t.items()}
+                    lines += table(f"decoder step at position {pos}, batch {bsz}", "ms",
+                                   res[f"step_b{bsz}_{pos}_ms"], names, "{:.2f}")
+                    print(*lines[-2:], sep="\n", flush=True)
+                lo, hi = cfg["positions"][0], cfg["positions"][-1]
+                growth = {n: res[f"step_b{bsz}_{hi}_ms"][n] / res[f"step_b{bsz}_{lo}_ms"][n] for n in names}
+                res[f"step_b{bsz}_growth"] = growth
+                print(f"| step at {hi} / step at {lo}, batch {bsz} | " + " | ".join(f"{growth[n]:.2f}" for n in names)
+                      + " |", flush=True)
     print(f"\n# total {time.time() - t0:.0f} s")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
