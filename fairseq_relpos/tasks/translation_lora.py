@@ -11,7 +11,6 @@ import logging
 from dataclasses import dataclass, field
 from typing import Optional
 
-from fairseq.dataclass import ChoiceEnum
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
@@ -24,9 +23,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TranslationLoRAConfig(TranslationConfig):
-    lora_style: ChoiceEnum(list(lora.STYLE_DEFAULTS)) = field(
+    lora_style: str = field(  # a plain str: fairseq's ChoiceEnum values do not pickle into checkpoints
         default="lora", metadata={"help": "lora: loralib layers on chosen projections (authors' fork); "
-                                          "minlora: parametrizations on every linear weight"})
+                                          "minlora: parametrizations on every linear weight; "
+                                          "with --lora-adapters, the file's style"})
     lora_rank: Optional[int] = field(default=None, metadata={"help": "adapter rank (default: lora 8, minlora 4)"})
     lora_alpha: Optional[float] = field(
         default=None, metadata={"help": "scaling numerator, update = alpha/rank * B@A (default: lora 16, minlora 1)"})

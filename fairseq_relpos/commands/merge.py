@@ -1,0 +1,65 @@
+"""Fold a translation_lora checkpoint's adapters into a plain checkpoint (or save them alone).
+
+OUT has the same architecture without adapters and task ``translation``: it decodes, scores
+and fine-tunes (``--finetune-from-model``) like any checkpoint of the base. The update
+``alpha/rank * B @ A`` is added in fp32 and stored in the checkpoint's dtype. Optimizer state
+is dropped: it belonged to the adapters. With --adapters-only OUT holds just what trained
+(adapters, and biases/LayerNorms if they trained) and what identifies the base; apply it with
+``--task translation_lora --lora-adapters OUT`` on that base.
+"""
+import os
+import tempfile
+
+import torch
+
+from ..checkpoint_io import read_checkpoint
+from ..lora import adapters_payload, merged_state
+
+
+def add_arguments(parser):
+    parser.add_argument("input", metavar="IN", help="checkpoint saved by --task translation_lora")
+    parser.add_argument("output", metavar="OUT", help="file to write (never IN)")
+    parser.add_argument("--adapters-only", action="store_true",
+                        help="write only the adapters (a small file for --lora-adapters), not a merged model")
+
+
+def main(args):
+    if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(args.input, args.output):
+        raise ValueError(f"refusing to overwrite the input checkpoint {args.input}; choose another OUT")
+    state = read_checkpoint(args.input)
+    cfg = state.get("cfg")
+    model_cfg = cfg["model"] if cfg else None
+    spec = getattr(model_cfg, "lora_spec", None)
+    if spec is None:
+        raise ValueError(f"{args.input} has no adapters (it was not saved by --task translation_lora)")
+    if args.adapters_only:
+        result = adapters_payload(state["model"], spec, model_cfg.arch)
+    else:
+        result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
+        result.update(model=merged_state(state["model"], spec), cfg=_plain_cfg(cfg), optimizer_history=[])
+    _save_atomically(result, args.output)
+    what = f"{len(result['tensors'])} adapter tensors" if args.adapters_only else "merged checkpoint"
+    print(f"wrote {what} to {args.output}")
+
+
+def _plain_cfg(cfg):
+    """The checkpoint's config as if trained with --task translation on the base arch."""
+    model = cfg["model"]
+    for key in [k for k in vars(model) if k.startswith("lora_")]:
+        delattr(model, key)
+    model._name, model.task = model.arch, "translation"
+    task = {k: v for k, v in cfg["task"].items() if not k.startswith("lora_")}
+    task["_name"] = "translation"
+    return dict(cfg, model=model, task=task)
+
+
+def _save_atomically(obj, path):
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".merge-", suffix=".pt", dir=directory)
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
