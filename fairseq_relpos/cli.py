@@ -1,5 +1,8 @@
-"""``fairseq-relpos``: offline tools around the plugin, one subcommand per module in
-``fairseq_relpos.commands`` (each defines ``add_arguments(parser)`` and ``main(args)``)."""
+"""fairseq-relpos: offline tools around the plugin (checkpoints, documents, evaluation).
+
+One subcommand per module in ``fairseq_relpos.commands``; each defines a docstring,
+``add_arguments(parser)`` and ``main(args)``.
+"""
 import argparse
 import importlib
 import pkgutil
