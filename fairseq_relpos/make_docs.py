@@ -77,7 +77,8 @@ def pair_name(tags):
 
 
 def read_sentences(src_path, tgt_path, ids_path, tagged):
-    """Yield Sentence-like tuples ``(line, tags, src, tgt, doc_key)``, or ``None`` at a blank line."""
+    """Yield ``(line number, tags, source text, target text, document id)``, or ``None`` at a
+    blank line when there is no ids file."""
     paths = [p for p in (src_path, tgt_path, ids_path) if p is not None]
     for p in paths:
         if not Path(p).is_file():

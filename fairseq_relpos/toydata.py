@@ -18,7 +18,8 @@ Files (``PREFIX.src`` / ``PREFIX.tgt``, one item a line):
 
 * ``train``, ``valid``, ``test``: sentences, all languages;
 * ``train-docs`` (+ ``.ids``, a document id per line): sentences of whole documents, only in
-  the *document languages* (the long-context fine-tuning data, to be joined by ``make-docs``);
+  the *document languages* (the long-context fine-tuning data, to be joined by ``make-docs``;
+  absent when there are no document languages);
 * ``test-doc{N}``: one document of N sentences a line, the same source documents in every
   language, N = 2, 4, ..., 32 (32 sentences are well over 8x the longest training sentence);
 * ``corpus.json``: what was written, with line counts and token lengths.
@@ -216,15 +217,16 @@ def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], t
         random.Random(f"toy:{seed}:{split}:order").shuffle(rows)
         splits[split] = write_pairs(root, split, rows)
 
-    rows, ids = [], []
+    rows, ids = [], []  # no document languages: no train-docs split
     for tag in doc_targets:
         rng = random.Random(f"toy:{seed}:train-docs:{tag}")
         for d in range(train_documents):
             for s, t in translate(sample_document(rng, rng.randint(2, 16)), languages[tag]):
                 rows.append(((SOURCE, tag), s, t))
                 ids.append(f"{tag}-{d:05d}")
-    splits["train-docs"] = write_pairs(root, "train-docs", rows)
-    write_lines(root / "train-docs.ids", ids)
+    if rows:
+        splits["train-docs"] = write_pairs(root, "train-docs", rows)
+        write_lines(root / "train-docs.ids", ids)
 
     for n in DOC_SENTENCES:
         rng = random.Random(f"toy:{seed}:test-doc{n}")

@@ -46,7 +46,7 @@ def test_scores_are_sacrebleus_own(tmp_path, capsys):
                      "--json", str(tmp_path / "out.json")]) == 0
     printed = capsys.readouterr().out
     assert "nw:2" in printed and "eng_Latn-tam_Taml" in printed
-    assert json.loads((tmp_path / "out.json").read_text())["overall"]["chrf++"] == pytest.approx(chrfpp(hyps, refs), abs=0)
+    assert json.loads((tmp_path / "out.json").read_text())["overall"]["chrf++"] == chrfpp(hyps, refs)
     cmd = [sys.executable, "-m", "sacrebleu", str(paths[1]), "-i", str(paths[0]), "-m", "chrf",
            "--chrf-word-order", "2", "-b", "-w", "6"]
     assert float(subprocess.run(cmd, capture_output=True, text=True, check=True).stdout) == round(chrfpp(hyps, refs), 6)

@@ -29,7 +29,8 @@ def main(args):
                               doc_targets=args.doc_targets, train_sentences=args.train_sentences)
     for split, lines in corpus.splits.items():
         print(f"{corpus.prefix(split)}.{{src,tgt}}\t{lines} lines")
-    print(f"{corpus.root / 'train-docs.ids'}\tdocument id of each train-docs line")
+    if "train-docs" in corpus.splits:
+        print(f"{corpus.root / 'train-docs.ids'}\tdocument id of each train-docs line")
     if args.sentencepiece is not None:
         print(f"{train_sentencepiece(corpus, args.sentencepiece)}\tand {corpus.root / 'spm'}/*.{{src,tgt}}")
     print(f"{corpus.root / 'corpus.json'}\tmanifest")
