@@ -1,0 +1,254 @@
+"""--task translation_lora (LoRA and minLoRA), fairseq-relpos merge, and --lora-adapters.
+
+Unit parts build models in-process; round trips run the real fairseq CLIs on a tiny corpus.
+"""
+import os
+
+import loralib
+import pytest
+import torch
+
+from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
+from model_builders import TINY, build, random_batch, write_dicts
+from fairseq_relpos import cli, lora
+from fairseq_relpos.lora.wrap import base_key, is_adapter_key
+
+DECODE = ["--beam", "2", "--batch-size", "8", "--required-batch-size-multiple", "1", "--gen-subset", "test"]
+STYLES = ["lora", "minlora"]
+
+
+# ---------------------------------------------------------------- in-process
+
+@pytest.fixture(scope="module")
+def dicts(tmp_path_factory):
+    return write_dicts(tmp_path_factory.mktemp("dicts"))
+
+
+def build_pair(dicts, *lora_args, arch="transformer_rope", extra=()):
+    """A plain model and a LoRA-wrapped one holding the same base weights."""
+    _, base, _ = build(dicts, arch, extra=extra)
+    task, wrapped, cfg = build(dicts, arch, extra=["--task", "translation_lora", *lora_args, *extra])
+    wrapped.load_state_dict(base.state_dict(), strict=True, model_cfg=cfg.model)  # the base-state path
+    return task, base.eval(), wrapped.eval()
+
+
+def logits(task, model):
+    src, lengths, prev = random_batch(task, 3, 9, 7, pad_first_row=2)
+    with torch.no_grad():
+        return model(src, lengths, prev)[0]
+
+
+def randomize_adapters(model, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("lora_B"):
+                p.copy_(torch.randn(p.shape, generator=g) * 0.5)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_zero_adapters_give_the_base_output_exactly(dicts, style):
+    """B starts at zero, so the adapters add exactly nothing. (The base is frozen too for the
+    comparison: torch's CPU linear rounds differently, by ~1e-7, for weights that do not
+    require gradients, even under no_grad.)"""
+    task, base, wrapped = build_pair(dicts, "--lora-style", style)
+    assert all(not p.any() for n, p in wrapped.named_parameters() if n.endswith("lora_B"))
+    base.requires_grad_(False)
+    assert torch.equal(logits(task, base), logits(task, wrapped))
+
+
+def test_trainable_counts_match_a_hand_computation(dicts):
+    d, ffn, vocab = TINY["encoder_embed_dim"], TINY["encoder_ffn_embed_dim"], 44  # 40 words + 4 specials
+    layers = TINY["encoder_layers"]
+    # lora: rank 8 on k_proj, v_proj of encoder self-attention and decoder self- and cross-attention
+    lora_count = 8 * (d + d) * 2 * (layers + 2 * layers)
+    # minlora: rank 4 on every Linear: 4 attention projections per attention, fc1, fc2, output projection
+    per_linear = lambda i, o: 4 * (i + o)  # noqa: E731
+    enc = 4 * per_linear(d, d) + per_linear(d, ffn) + per_linear(ffn, d)
+    dec = 8 * per_linear(d, d) + per_linear(d, ffn) + per_linear(ffn, d)
+    minlora_count = layers * (enc + dec) + per_linear(d, vocab)
+    _, base, _ = build(dicts, "transformer_rope")
+    base_total = sum(p.numel() for p in base.parameters())
+    for style, expected in (("lora", lora_count), ("minlora", minlora_count)):
+        _, model, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", style])
+        assert lora.count(model) == (expected, base_total + expected)
+    assert (lora_count, minlora_count) == (6144, 9520)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_frozen_parameters_do_not_require_grad(dicts, style):
+    """DDP only all-reduces parameters that require gradients, and fairseq's optimizer only
+    holds those: frozen weights must say requires_grad=False."""
+    _, model, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", style])
+    for name, p in model.named_parameters():
+        assert p.requires_grad == is_adapter_key(name), name
+    _, model, _ = build(dicts, "transformer_rope", extra=[
+        "--task", "translation_lora", "--lora-style", style, "--lora-train-biases", "--lora-train-layernorms"])
+    for name, p in model.named_parameters():
+        expected = is_adapter_key(name) or name.endswith(".bias") or "layer_norm" in name
+        assert p.requires_grad == expected, name
+
+
+def test_loralib_eval_and_train_never_edit_frozen_weights(dicts):
+    task, _, wrapped = build_pair(dicts, "--lora-style", "lora")
+    layers = [m for m in wrapped.modules() if isinstance(m, loralib.LoRALayer)]
+    assert layers and all(m.merge_weights is False for m in layers)
+    randomize_adapters(wrapped)
+    before = {k: v.clone() for k, v in wrapped.state_dict().items()}
+    out = logits(task, wrapped.train().eval())
+    for _ in range(2):
+        wrapped.train()
+        wrapped.eval()
+    after = wrapped.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert torch.equal(out, logits(task, wrapped))
+
+
+@pytest.mark.parametrize("style,args,extra", [
+    ("lora", ["--lora-targets", "k_proj,v_proj,fc1,embed_tokens"], []),
+    ("minlora", ["--lora-targets", "all-linear,embed_tokens"], ["--share-decoder-input-output-embed"]),
+])
+def test_merged_state_scores_like_the_adapted_model(dicts, style, args, extra):
+    """With non-zero adapters: merging equals the wrapped model, including adapters on
+    cross-attention (which fairseq's fused attention would bypass) and on tied embeddings."""
+    task, base, wrapped = build_pair(dicts, "--lora-style", style, *args, extra=extra)
+    randomize_adapters(wrapped)
+    adapted = logits(task, wrapped)
+    assert not torch.allclose(adapted, logits(task, base))
+    base.load_state_dict(lora.merged_state(wrapped.state_dict(), wrapped.lora_spec), strict=True)
+    torch.testing.assert_close(logits(task, base), adapted, rtol=1e-5, atol=1e-5)
+
+
+def test_adapters_are_never_applied_twice(dicts):
+    _, model, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
+    with pytest.raises(ValueError, match="twice"):
+        lora.wrap(model, lora.resolve("lora"))
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--lora-rank", "0"], "positive integer"),
+    (["--lora-targets", "nonexistent_proj"], "matches no layer.*k_proj"),
+    (["--lora-targets", "self_attn"], "not a Linear or Embedding"),
+    (["--lora-targets", ","], "empty"),
+    (["--lora-style", "dora"], "unknown LoRA style"),
+    (["--lora-targets", "embed_tokens", "--share-decoder-input-output-embed"], "tied"),
+])
+def test_clear_errors(dicts, args, message):
+    with pytest.raises(ValueError, match=message):
+        build(dicts, "transformer_rope", extra=["--task", "translation_lora", *args])
+
+
+def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
+    path = tmp_path / "adapters.pt"
+    torch.save(lora.adapters_payload(model.state_dict(), model.lora_spec, cfg.model.arch), path)
+    with pytest.raises(ValueError, match="different base model.*embed_dim|different base model.*wrong|different"):
+        build(dicts, "transformer_rope", encoder_embed_dim=48, decoder_embed_dim=48,
+              extra=["--task", "translation_lora", "--lora-adapters", str(path)])
+    with pytest.raises(ValueError, match="architecture transformer_rope vs transformer_alibi"):
+        build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
+
+
+# ---------------------------------------------------------------- real fairseq CLIs
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("lora")
+    raw = write_reversal_corpus(root / "raw", sizes=(("train", 300), ("valid", 20), ("test", 8)))
+    return preprocess(raw, root / "bin")
+
+
+@pytest.fixture(scope="module")
+def base(data, tmp_path_factory):
+    save = tmp_path_factory.mktemp("base")
+    train(data, save, "transformer_rope", updates=8)
+    return save / "checkpoint_last.pt"
+
+
+def lora_train(data, base, save, style, *extra):
+    """Fine-tune adapters from ``base``, validating (eval/train switches) after every epoch."""
+    return train(data, save, "transformer_rope", "--task", "translation_lora", "--lora-style", style,
+                 "--finetune-from-model", base, "--lr", "0.01", "--max-epoch", "2", *extra, updates=100)
+
+
+@pytest.fixture(scope="module")
+def lora_runs(data, base, tmp_path_factory):
+    cache = {}
+
+    def get(style):
+        if style not in cache:
+            save = tmp_path_factory.mktemp(style)
+            cache[style] = (save, lora_train(data, base, save, style).stdout)
+        return cache[style]
+
+    return get
+
+
+def model_state(path):
+    return torch.load(path, map_location="cpu", weights_only=True)["model"]
+
+
+def decode(data, path, *extra):
+    return hypotheses(run("generate", data, "--path", path, "--user-dir", PLUGIN, *DECODE, *extra).stdout)
+
+
+def assert_same_hypotheses(a, b):
+    assert a.keys() == b.keys() and len(a) == 8
+    for i in a:
+        assert a[i][1] == b[i][1]
+        assert a[i][0] == pytest.approx(b[i][0], abs=1e-3)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_train_generate_merge_and_adapters_round_trip(data, base, lora_runs, style, tmp_path):
+    save, log = lora_runs(style)
+    ckpt = save / "checkpoint_last.pt"
+    expected = {"lora": "trainable parameters 6,144 of 58,880 (10.43%)",
+                "minlora": "trainable parameters 9,520 of 62,256 (15.29%)"}[style]
+    assert expected in log
+
+    # frozen base weights are bit-identical after training; the adapters did train
+    trained, plain = model_state(ckpt), model_state(base)
+    for key, value in trained.items():
+        if is_adapter_key(key):
+            assert not key.endswith("lora_B") or value.any(), key
+        else:
+            assert torch.equal(value, plain[base_key(key)]), key
+
+    # stock fairseq-generate, no flag beyond --user-dir, rebuilds and re-wraps the model
+    adapted = decode(data, ckpt)
+
+    merged = tmp_path / "merged.pt"
+    assert cli.main(["merge", str(ckpt), str(merged)]) == 0
+    saved = torch.load(merged, map_location="cpu", weights_only=True)
+    assert saved["cfg"]["task"]["_name"] == "translation" and saved["cfg"]["model"]._name == "transformer_rope"
+    assert saved["model"].keys() == plain.keys()
+    assert all(v.dtype == plain[k].dtype for k, v in saved["model"].items())
+    assert_same_hypotheses(decode(data, merged), adapted)
+
+    adapters = tmp_path / "adapters.pt"
+    assert cli.main(["merge", "--adapters-only", str(ckpt), str(adapters)]) == 0
+    assert os.path.getsize(adapters) < os.path.getsize(merged) / 2
+    assert_same_hypotheses(decode(data, base, "--task", "translation_lora", "--lora-adapters", adapters), adapted)
+
+
+def test_merge_refuses_to_overwrite_its_input(base, lora_runs, capsys):
+    ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
+    before = ckpt.read_bytes()
+    assert cli.main(["merge", str(ckpt), str(ckpt)]) == 2
+    assert "refusing to overwrite" in capsys.readouterr().err
+    assert ckpt.read_bytes() == before
+    assert cli.main(["merge", str(base), str(ckpt.parent / "x.pt")]) == 2
+    assert "has no adapters" in capsys.readouterr().err
+    assert not (ckpt.parent / "x.pt").exists()
+
+
+def test_resume_continues_exactly_where_it_stopped(data, base, lora_runs, tmp_path):
+    """One epoch, stop, resume for the second: the same weights as two epochs straight.
+    (The authors' fork applied adapters twice here, having saved them merged.)"""
+    straight = model_state(lora_runs("lora")[0] / "checkpoint_last.pt")
+    lora_train(data, base, tmp_path, "lora", "--max-epoch", "1")
+    lora_train(data, base, tmp_path, "lora")
+    resumed = model_state(tmp_path / "checkpoint_last.pt")
+    assert resumed.keys() == straight.keys()
+    assert all(torch.equal(resumed[k], straight[k]) for k in straight)
