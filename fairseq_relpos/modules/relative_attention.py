@@ -93,11 +93,13 @@ class RelativeSelfAttention(MultiheadAttention):
         if key_padding_mask is not None:
             key_padding_mask = key_padding_mask.to(torch.bool)
         causal = attn_mask is not None and offset == 0 and _is_future_mask(attn_mask, tgt_len, src_len)
-        if need_weights:
+        # A single query (a decoding step) is cheaper on CPU as two matmuls than through the
+        # fused kernel, whose tiling is made for many queries (benchmarks/README.md).
+        if need_weights or (tgt_len == 1 and q.device.type == "cpu"):
             mask = self._dense_mask(q, src_len, offset, attn_mask, key_padding_mask)
             scores = torch.matmul(q * self.scaling, k.transpose(-1, -2))
             if mask is not None:
-                scores = scores + mask
+                scores.add_(mask)
             probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(q)
             out = torch.matmul(self.dropout_module(probs), v)
         else:
@@ -157,38 +159,40 @@ def _append(cache: Tensor, new: Tensor) -> Tensor:
     """``torch.cat([cache, new], dim=2)``, written in place into spare room where there is some.
 
     fairseq's cache concatenates every step, which copies the whole cache: at 2000 positions
-    that copy is most of a step's time. The cache returned here is a view of a larger buffer
-    that remembers how far it is filled; the next append writes into the free slots when the
-    cache it is given is the whole filled part (so a second continuation of the same earlier
-    state, or a reordered cache from beam search, which is a fresh tensor, gets a copy as
-    before). The buffer keeps an eighth of its length free, so copies become rare. Only
-    without autograd: an in-place write would break the graph of earlier steps."""
+    that copy is most of a step's time. Here a cache that this function made remembers how far
+    its buffer is filled; the next append writes into free slots when it is given the whole
+    filled part (a second continuation of the same earlier state gets a copy, as before).
+    Room is only made when a buffer of ours is outgrown (then an eighth more): a cache that
+    beam search has reordered is a fresh tensor, and gets a plain concatenation, since a
+    strided buffer would only slow down the next reorder's index_select. Only without
+    autograd: an in-place write would break the graph of earlier steps."""
     filled, extra = cache.size(2), new.size(2)
-    base = cache._base
-    if (
-        base is not None
-        and getattr(base, "_relpos_filled", None) == filled
-        and base.size(2) >= filled + extra
-        and cache.data_ptr() == base.data_ptr()
-        and cache.stride() == base.stride()
-        and cache.shape[:2] == base.shape[:2] == new.shape[:2]
-        and base.dtype == new.dtype
-        and base.device == new.device
-        and not (torch.is_grad_enabled() and (new.requires_grad or base.requires_grad))
-        and (torch.is_inference_mode_enabled() or not base.is_inference())
-    ):
-        base[:, :, filled:filled + extra] = new
-    elif torch.is_grad_enabled() and (cache.requires_grad or new.requires_grad):
+    owner = cache if cache._base is None else cache._base
+    ours = (
+        getattr(owner, "_relpos_filled", None) == filled
+        and cache.data_ptr() == owner.data_ptr()
+        and cache.stride() == owner.stride()
+        and owner.shape[:2] == new.shape[:2]
+        and owner.shape[3:] == new.shape[3:]
+        and owner.dtype == new.dtype
+        and owner.device == new.device
+    )
+    if torch.is_grad_enabled() and (cache.requires_grad or new.requires_grad):
         return torch.cat([cache, new], dim=2)
-    else:
+    if ours and owner.size(2) >= filled + extra and (torch.is_inference_mode_enabled() or not owner.is_inference()):
+        owner[:, :, filled:filled + extra] = new
+        base = owner
+    elif ours:
         size = filled + extra
         shape = list(new.shape)
         shape[2] = size + max(16, size // 8)
         base = new.new_empty(shape)
         base[:, :, :filled] = cache
         base[:, :, filled:size] = new
+    else:
+        base = torch.cat([cache, new], dim=2)
     base._relpos_filled = filled + extra
-    return base[:, :, :filled + extra]
+    return base if base.size(2) == filled + extra else base[:, :, :filled + extra]
 
 
 def _as_additive(mask: Tensor, dtype) -> Tensor:

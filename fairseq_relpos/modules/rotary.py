@@ -76,27 +76,32 @@ class RotaryEmbedding(nn.Module):
             self._tables[key] = cached
         return cached
 
-    def complex_table(self, length, device, dtype):
-        """cos + i sin as one complex tensor (length', dim/2) for float32/float64 ``dtype``,
-        made from the same rounded cos and sin as :meth:`tables`."""
+    def complex_table(self, length, device, dtype, width=None):
+        """cos + i sin as one complex tensor (length', width) for float32/float64 ``dtype``, made
+        from the same rounded cos and sin as :meth:`tables`; pairs past dim/2 (up to ``width``)
+        get 1 + 0i, which leaves them exactly as they are."""
         cos, sin = self.tables(length, device, dtype)
-        key = (device, dtype)
+        width = width or self.dim // 2
+        key = (device, dtype, width)
         cached = self._complex.get(key)
         if cached is None or cached.size(0) != cos.size(0):
-            cached = self._complex[key] = torch.complex(cos, sin)
+            table = torch.complex(cos, sin)
+            if width > table.size(1):
+                table = torch.cat([table, table.new_ones(table.size(0), width - table.size(1))], dim=1)
+            cached = self._complex[key] = table
         return cached
 
     def forward(self, x, offset=0):
         """Rotate x of shape (..., T, head_dim) as positions offset .. offset + T - 1."""
         length = x.size(-2)
+        if self.layout == "interleaved" and x.size(-1) >= self.dim and _complex_viewable(x):
+            # Interleaved pairs are complex numbers: one complex product rotates them all (and
+            # multiplies the unrotated ones by 1), one kernel instead of nine and no copy of
+            # the unrotated part.
+            table = self.complex_table(offset + length, x.device, x.dtype, x.size(-1) // 2)
+            pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+            return torch.view_as_real(pairs * table[offset:offset + length]).flatten(-2)
         rot, rest = x[..., :self.dim], x[..., self.dim:]
-        if self.layout == "interleaved" and _complex_viewable(rot):
-            # Interleaved pairs are complex numbers: one complex product rotates them all,
-            # one kernel instead of eight (and as many fewer temporaries for backward).
-            table = self.complex_table(offset + length, x.device, x.dtype)[offset:offset + length]
-            pairs = torch.view_as_complex(rot.unflatten(-1, (self.dim // 2, 2)))
-            rotated = torch.view_as_real(pairs * table).flatten(-2)
-            return torch.cat((rotated, rest), dim=-1) if rest.size(-1) else rotated
         cos, sin = self.tables(offset + length, x.device, x.dtype)
         cos, sin = cos[offset:offset + length], sin[offset:offset + length]
         if self.layout == "interleaved":
@@ -110,5 +115,6 @@ class RotaryEmbedding(nn.Module):
 
 def _complex_viewable(x):
     """Whether the last dimension of ``x`` can be viewed as complex pairs without a copy."""
-    return (x.dtype in (torch.float32, torch.float64) and x.stride(-1) == 1 and x.storage_offset() % 2 == 0
+    return (x.dtype in (torch.float32, torch.float64) and x.size(-1) % 2 == 0 and x.stride(-1) == 1
+            and x.storage_offset() % 2 == 0
             and all(s % 2 == 0 for s in x.stride()[:-1]))
