@@ -227,6 +227,9 @@ def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], t
     if rows:
         splits["train-docs"] = write_pairs(root, "train-docs", rows)
         write_lines(root / "train-docs.ids", ids)
+    else:  # no stale document data from an earlier run in the same directory
+        for suffix in ("src", "tgt", "ids"):
+            (root / f"train-docs.{suffix}").unlink(missing_ok=True)
 
     for n in DOC_SENTENCES:
         rng = random.Random(f"toy:{seed}:test-doc{n}")

@@ -95,8 +95,8 @@ def test_cli_and_bad_arguments(tmp_path, capsys):
     assert cli.main(["toy-corpus", str(tmp_path / "t"), "--train-sentences", "20", "--doc-targets", "toyc_Toyl"]) == 0
     out = capsys.readouterr().out
     assert "train.{src,tgt}\t80 lines" in out and "corpus.json" in out
-    assert cli.main(["toy-corpus", str(tmp_path / "n"), "--train-sentences", "5", "--doc-targets"]) == 0
-    assert not (tmp_path / "n" / "train-docs.src").exists()
+    assert cli.main(["toy-corpus", str(tmp_path / "t"), "--train-sentences", "5", "--doc-targets"]) == 0
+    assert not (tmp_path / "t" / "train-docs.src").exists()  # none left from the first run
     assert cli.main(["toy-corpus", str(tmp_path / "u"), "--targets", "xx_Toyl"]) == 2
     assert cli.main(["toy-corpus", str(tmp_path / "u"), "--targets", "toya_Toyl", "--doc-targets", "toyb_Toyl"]) == 2
     assert cli.main(["toy-corpus", str(tmp_path / "u"), "--train-sentences", "0"]) == 2
