@@ -48,12 +48,20 @@ class RelativeTransformerModel(TransformerModel):
         model = super().build_model(args, task)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
-        model.register_load_state_dict_pre_hook(checkpoint_surgery.refuse_mismatch)
         return model
 
     def upgrade_state_dict_named(self, state_dict, name):
         checkpoint_surgery.drop_absolute_positions(state_dict, name)
         super().upgrade_state_dict_named(state_dict, name)
+
+    def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
+        # Registered per load, so it runs after every hook that wrappers (LoRA) registered
+        # at build time to rename keys, and sees the state dict exactly as torch will.
+        check = self.register_load_state_dict_pre_hook(checkpoint_surgery.refuse_mismatch)
+        try:
+            return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
+        finally:
+            check.remove()
 
 
 def _lengths_from_task(args, task):

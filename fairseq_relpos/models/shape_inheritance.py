@@ -6,7 +6,6 @@ names a checkpoint to start from, the architecture takes every shape option that
 line left unset from that checkpoint instead. fairseq adds model options with
 ``argparse.SUPPRESS``, so an absent attribute means "not given".
 """
-import argparse
 import os
 
 from ..checkpoint_io import read_model_args
@@ -20,9 +19,8 @@ SHAPE_FIELDS = (
     "decoder_attention_heads", "decoder_normalize_before", "decoder_output_dim",
     "decoder_input_dim", "layernorm_embedding", "activation_fn", "share_all_embeddings",
     "share_decoder_input_output_embed", "merge_src_tgt_embed", "no_scale_embedding",
-    "no_cross_attention", "no_decoder_final_norm", "encoder_layers_to_keep",
-    "decoder_layers_to_keep", "adaptive_input", "adaptive_softmax_cutoff",
-    "adaptive_softmax_factor", "tie_adaptive_weights", "tie_adaptive_proj",
+    "no_cross_attention", "encoder_layers_to_keep", "decoder_layers_to_keep", "adaptive_input",
+    "adaptive_softmax_cutoff", "tie_adaptive_weights",
 )
 # A relative checkpoint fine-tuned further keeps its own position settings.
 RELATIVE_FIELDS = ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
@@ -40,18 +38,17 @@ def starting_checkpoint(args):
 
 
 def inherit_shape_from_checkpoint(args):
+    # The arch function also runs when fairseq builds a model from a saved or already-built
+    # config (fairseq-generate, fairseq-train's second pass); those carry ``_name`` and are
+    # complete, and the checkpoint they name may have moved since.
+    if hasattr(args, "_name"):
+        return
     path = starting_checkpoint(args)
     if path is None:
         return
-    from_command_line = isinstance(args, argparse.Namespace)
     if not os.path.isfile(path):
-        # fairseq would start a --restore-file run from scratch without a word. A saved
-        # config (fairseq-generate) may name a file that has since moved: it needs nothing.
-        if from_command_line:
-            raise FileNotFoundError(f"the checkpoint to start from does not exist: {path}")
-        return
-    if all(hasattr(args, f) for f in SHAPE_FIELDS + RELATIVE_FIELDS):
-        return
+        # fairseq itself would start a --restore-file run from scratch without a word.
+        raise FileNotFoundError(f"the checkpoint to start from does not exist: {path}")
     source = read_model_args(path)
     if source.get("encoder_learned_pos") or source.get("decoder_learned_pos"):
         raise CheckpointMismatchError(
