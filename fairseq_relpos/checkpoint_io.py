@@ -75,6 +75,7 @@ def install():
 
 
 def read_checkpoint(path):
+    """A fairseq checkpoint's state, read safely; anything else is a clear ValueError."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such checkpoint: {path}")
     try:
@@ -82,11 +83,14 @@ def read_checkpoint(path):
             state = safe_torch_load(path, mmap=True)
         except RuntimeError:  # mmap needs the zip format; older checkpoints are read whole
             state = safe_torch_load(path)
-    except EOFError as err:  # an empty or truncated file; other failures are explained already
+    except (ValueError, OSError):  # explained already (or the disk's own error)
+        raise
+    except EOFError as err:
         raise ValueError(f"{path} is not a fairseq checkpoint (it is empty or truncated)") from err
-    except RuntimeError as err:  # e.g. a damaged zip archive
+    except Exception as err:  # torch's legacy reader fails on foreign bytes in many ways
+        said = (str(err).splitlines() or [""])[0][:200]
         raise ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: "
-                         f"{str(err).splitlines()[0][:200]})") from err
+                         f"{type(err).__name__}: {said})") from err
     if not isinstance(state, dict) or "model" not in state or not (state.get("cfg") or state.get("args")):
         raise ValueError(f"{path} is not a fairseq checkpoint: it has no 'model' weights and 'cfg'/'args'")
     return state
