@@ -17,8 +17,8 @@ fresh optimizer); --keep-optimizer-state keeps it for resuming exactly.
 """
 import os
 
-from ..checkpoint_io import read_checkpoint, write_checkpoint
-from ..models.checkpoint_surgery import switch_positions
+from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
+from ..models.checkpoint_surgery import position_kind, switch_positions
 from ..modules.alibi import MODES as ALIBI_MODES
 from ..modules.rotary import LAYOUTS, SCALINGS
 
@@ -29,11 +29,12 @@ def add_arguments(parser):
     parser.add_argument("input", metavar="IN", help="fairseq checkpoint to read (never modified)")
     parser.add_argument("output", metavar="OUT", help="checkpoint to write")
     parser.add_argument("--pe", required=True, choices=("rope", "alibi", "nope", "sinusoidal"),
-                        help="positions of the converted model")
+                        help="positions of the converted model; without fine-tuning, a model "
+                             "switched away from sinusoidal positions translates poorly")
     parser.add_argument("--max-positions", type=int, metavar="N",
                         help="max source and target positions saved in the config, which "
-                             "fairseq uses to filter inputs (default: %d for relative positions, "
-                             "unchanged for sinusoidal)" % RELATIVE_DEFAULT_MAX_POSITIONS)
+                             "fairseq uses to filter inputs (default: %d when leaving sinusoidal "
+                             "positions, otherwise unchanged)" % RELATIVE_DEFAULT_MAX_POSITIONS)
     parser.add_argument("--rope-theta", type=float, metavar="F", help="RoPE base wavelength (default 10000)")
     parser.add_argument("--rope-fraction", type=float, metavar="F",
                         help="share of each head's dimension that is rotated (default 0.5)")
@@ -69,7 +70,8 @@ def main(args):
     options = {o: getattr(args, o) for o in ("rope_theta", "rope_fraction", "rope_layout",
                                              "rope_scaling", "rope_scaling_factor", "alibi_encoder")}
     max_positions = args.max_positions
-    if max_positions is None and args.pe != "sinusoidal":
+    if max_positions is None and args.pe != "sinusoidal" and \
+            position_kind(model_args(state), state["model"]) in ("sinusoidal", "none"):
         max_positions = RELATIVE_DEFAULT_MAX_POSITIONS
     before = switch_positions(state, args.pe, options, max_positions)
     if not args.keep_optimizer_state:
