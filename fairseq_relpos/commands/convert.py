@@ -9,8 +9,10 @@ A converted model that has not been fine-tuned translates poorly, and documents 
 swapping the positions of a pre-trained model without training collapses its quality (the
 paper measures Indic-En document ChrF++ 2.3 for RoPE and 1.1 for ALiBi right after the swap).
 To switch a model for use, fine-tune it (fairseq-train --arch transformer_rope
---finetune-from-model IN); convert is for inspection, experiments, and returning a
-fine-tuned relative model's file to a tool that expects a particular layout.
+--finetune-from-model IN). convert is for measuring that collapse, for changing a relative
+checkpoint's options (RoPE scaling, ALiBi mode, length limit), and for undoing a conversion:
+converting a fine-tuned relative model back to sinusoidal gives the stock model class, not
+the quality of the original.
 
 The optimizer state is dropped (it doubles the file and a switched model is fine-tuned with a
 fresh optimizer); --keep-optimizer-state keeps it for resuming exactly.
