@@ -2,7 +2,9 @@
 
 The only weights a relative model knowingly leaves behind are the sinusoidal tables, which
 are derived buffers, not learned. Everything else must match by name and shape; when it
-does not, the error says what and how to fix it instead of torch's bare key lists.
+does not, the error says what and how to fix it instead of torch's bare key lists, and is
+raised before anything is copied. ``switch_positions`` is the same switch done offline on a
+saved checkpoint (``fairseq-relpos convert``).
 """
 SINUSOIDAL_BUFFERS = ("_float_tensor", "weights")
 
