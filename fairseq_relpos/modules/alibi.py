@@ -53,6 +53,7 @@ class ALiBi(nn.Module):
         self.slopes = alibi_slopes(num_heads)
         self._last: Optional[Tuple[tuple, torch.Tensor]] = None
         self._last_strided: Optional[Tuple[tuple, torch.Tensor]] = None
+        self._row: Optional[Tuple[tuple, torch.Tensor]] = None
 
     def extra_repr(self):
         return f"heads={self.num_heads}, mode={self.mode}"
@@ -73,11 +74,27 @@ class ALiBi(nn.Module):
         key = (q_len, k_len, offset, device, dtype)
         if self._last is not None and self._last[0] == key:
             return self._last[1]
+        if q_len == 1 and k_len == offset + 1:
+            # A decoding step: every key is at or before the query, distances offset .. 0,
+            # in every mode a slice of one descending row kept from step to step.
+            row = self._step_row(k_len, device, dtype)
+            bias = row[:, None, row.size(1) - k_len:]
+            self._last = (key, bias)
+            return bias
         q_pos = torch.arange(offset, offset + q_len, device=device, dtype=torch.float32)
         k_pos = torch.arange(k_len, device=device, dtype=torch.float32)
         bias = self._bias(q_pos[:, None] - k_pos[None, :], device).to(dtype)
         self._last = (key, bias)
         return bias
+
+    def _step_row(self, length, device, dtype):
+        """-slope * (n - 1 - j) for j in 0 .. n - 1, n >= length, per head: (H, n)."""
+        row = self._row if self._row is not None and self._row[0] == (device, dtype) else None
+        if row is None or row[1].size(1) < length:
+            n = max(256, 1 << math.ceil(math.log2(length)))
+            dist = torch.arange(n - 1, -1, -1, device=device, dtype=torch.float32)
+            self._row = ((device, dtype), self._bias(dist, device).to(dtype))
+        return self._row[1]
 
     def strided_bias(self, q_len, k_len, offset, device, dtype, mask_future=False):
         """The bias for keys in reverse order (key k_len - 1 first), shape (1, H, q_len, k_len),

@@ -78,13 +78,15 @@ class RelativeSelfAttention(MultiheadAttention):
             if offset:
                 k = _append(saved["prev_key"], k)
                 v = _append(saved["prev_value"], v)
-            key_padding_mask = MultiheadAttention._append_prev_key_padding_mask(
-                key_padding_mask=key_padding_mask,
-                prev_key_padding_mask=saved.get("prev_key_padding_mask"),
-                batch_size=bsz,
-                src_len=k.size(2),
-                static_kv=False,
-            )
+            prev_padding = saved.get("prev_key_padding_mask")
+            if key_padding_mask is not None or prev_padding is not None:
+                key_padding_mask = MultiheadAttention._append_prev_key_padding_mask(
+                    key_padding_mask=key_padding_mask,
+                    prev_key_padding_mask=prev_padding,
+                    batch_size=bsz,
+                    src_len=k.size(2),
+                    static_kv=False,
+                )
             saved["prev_key"], saved["prev_value"] = k, v
             saved["prev_key_padding_mask"] = key_padding_mask
             self._set_input_buffer(incremental_state, saved)

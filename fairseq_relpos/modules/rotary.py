@@ -80,10 +80,12 @@ class RotaryEmbedding(nn.Module):
         """cos + i sin as one complex tensor (length', width) for float32/float64 ``dtype``, made
         from the same rounded cos and sin as :meth:`tables`; pairs past dim/2 (up to ``width``)
         get 1 + 0i, which leaves them exactly as they are."""
-        cos, sin = self.tables(length, device, dtype)
         width = width or self.dim // 2
         key = (device, dtype, width)
         cached = self._complex.get(key)
+        if cached is not None and cached.size(0) >= length:
+            return cached
+        cos, sin = self.tables(length, device, dtype)
         if cached is None or cached.size(0) != cos.size(0):
             table = torch.complex(cos, sin)
             if width > table.size(1):
@@ -99,7 +101,7 @@ class RotaryEmbedding(nn.Module):
             # multiplies the unrotated ones by 1), one kernel instead of nine and no copy of
             # the unrotated part.
             table = self.complex_table(offset + length, x.device, x.dtype, x.size(-1) // 2)
-            pairs = torch.view_as_complex(x.unflatten(-1, (-1, 2)))
+            pairs = torch.view_as_complex(x.view(x.shape[:-1] + (-1, 2)))
             return torch.view_as_real(pairs * table[offset:offset + length]).flatten(-2)
         rot, rest = x[..., :self.dim], x[..., self.dim:]
         cos, sin = self.tables(offset + length, x.device, x.dtype)
