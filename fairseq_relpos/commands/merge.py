@@ -2,8 +2,8 @@
 
 OUT has the same architecture without adapters and task ``translation``: it decodes, scores
 and fine-tunes (``--finetune-from-model``) like any checkpoint of the base. The update
-``alpha/rank * B @ A`` is added in fp32 and stored in the checkpoint's dtype. Optimizer state
-is dropped: it belonged to the adapters. With --adapters-only OUT holds just what trained
+``alpha/rank * B @ A`` is added in fp32 and stored in the checkpoint's dtype. The optimizer's
+state is dropped: it belonged to the adapters. With --adapters-only OUT holds just what trained
 (adapters, and biases/LayerNorms if they trained) and what identifies the base; apply it with
 ``--task translation_lora --lora-adapters OUT`` on that base.
 """
@@ -36,7 +36,7 @@ def main(args):
         result = adapters_payload(state["model"], spec, model_cfg.arch)
     else:
         result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
-        result.update(model=merged_state(state["model"], spec), cfg=_plain_cfg(cfg), optimizer_history=[])
+        result.update(model=merged_state(state["model"], spec), cfg=_plain_cfg(cfg))
     _save_atomically(result, args.output)
     what = f"{len(result['tensors'])} adapter tensors" if args.adapters_only else "merged checkpoint"
     print(f"wrote {what} to {args.output}")
