@@ -59,7 +59,7 @@ PLUGIN_ARCHS = ("transformer_rope", "transformer_alibi")
 
 SHAPES = {
     # layers, embed dim, ffn dim, heads
-    "full": dict(layers=6, dim=512, ffn=2048, heads=8),
+    "full": dict(layers=6, dim=256, ffn=1024, heads=4),
     "quick": dict(layers=3, dim=256, ffn=1024, heads=4),
 }
 
