@@ -11,8 +11,6 @@ import loralib
 from fairseq.modules.multihead_attention import MultiheadAttention
 from torch import nn
 
-ADAPTER_NAMES = ("lora_A", "lora_B")
-
 
 def replacement(module, rank, alpha, dropout):
     """A loralib layer holding ``module``'s own weight and bias Parameters."""

@@ -10,7 +10,6 @@ parametrizations while iterating the module's parametrization dict, which recent
 """
 import math
 
-import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
