@@ -12,7 +12,8 @@ Text is generated as documents: sentences share a topic, and a later sentence ma
 ``it``, which every target language translates by the noun class of the previous sentence's
 subject, so some words can only be translated with context. The vocabulary is small (about 50
 source and 200 target words), tokens are whitespace-separated words, so a tiny model learns its
-sentences in a few hundred updates (2 layers, d 64: chrF++ 98 after 400). Source lines carry IndicTrans2 tags (``eng_Toyl toya_Toyl ...``).
+sentences in a few hundred updates (2 layers, d 64: chrF++ 98 after 400). Source lines carry
+IndicTrans2 tags (``eng_Toyl toya_Toyl ...``).
 
 Files (``PREFIX.src`` / ``PREFIX.tgt``, one item a line):
 
