@@ -10,6 +10,10 @@ from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train
 from fairseq_relpos import cli, toydata
 from fairseq_relpos.tasks.document_batching import InputTooLongError
 from fairseq_relpos.tasks.translation_doc import TranslationDocConfig, TranslationDocTask
+from fairseq_relpos.tasks.translation_lora import TranslationLoRAConfig, TranslationLoRATask
+
+CONFIGS = {TranslationDocTask: TranslationDocConfig, TranslationLoRATask: TranslationLoRAConfig,
+           TranslationTask: TranslationDocConfig}
 
 # ---- in process: the batching policy itself ----------------------------------------------------
 
@@ -19,7 +23,7 @@ def make_task(cls, lengths):
     for w in "abc":
         d.add_symbol(w)
     tokens = [torch.full((n,), d.index("a"), dtype=torch.long) for n in lengths]
-    task = cls(TranslationDocConfig(source_lang="src", target_lang="tgt", train_subset="train"), d, d)
+    task = cls(CONFIGS[cls](source_lang="src", target_lang="tgt", train_subset="train"), d, d)
     for split in ("train", "test"):
         task.datasets[split] = LanguagePairDataset(tokens, lengths, d, tokens, lengths, d, shuffle=False)
     return task
@@ -32,9 +36,10 @@ def batched_ids(task, split, **options):
 
 
 @pytest.mark.parametrize("n", [5, 100])
-def test_every_input_is_batched_outside_training(n):
+@pytest.mark.parametrize("cls", [TranslationDocTask, TranslationLoRATask])
+def test_every_input_is_batched_outside_training(n, cls):
     lengths = [3 + i % 7 for i in range(n)]
-    ours = make_task(TranslationDocTask, lengths)
+    ours = make_task(cls, lengths)
     assert batched_ids(ours, "test") == list(range(n))
     stock = make_task(TranslationTask, lengths)
     assert len(batched_ids(stock, "test")) < n  # fairseq main drops the ragged last batch

@@ -4,7 +4,8 @@ with the model wrapped in low-rank adapters right after it is built and everythi
 Full fine-tuning stays plain ``--task translation``. Options left unset take the defaults of
 the chosen ``--lora-style``: ``lora`` (the authors' fork: loralib on k_proj,v_proj, rank 8,
 alpha 16, dropout 0.05) or ``minlora`` (parametrizations on every linear weight, rank 4,
-alpha 1). The adapter spec is saved in the checkpoint's model config, so stock
+alpha 1). Like ``translation_doc``, it decodes every input (see ``document_batching``).
+The adapter spec is saved in the checkpoint's model config, so stock
 ``fairseq-generate --user-dir fairseq_relpos`` rebuilds and re-wraps it (see ``lora.rebuild``).
 """
 import logging
@@ -17,6 +18,7 @@ from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from .. import lora
 from ..checkpoint_io import safe_torch_load
 from ..lora import rebuild
+from .document_batching import DocumentBatchingMixin
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +46,7 @@ class TranslationLoRAConfig(TranslationConfig):
 
 
 @register_task("translation_lora", dataclass=TranslationLoRAConfig)
-class TranslationLoRATask(TranslationTask):
+class TranslationLoRATask(DocumentBatchingMixin, TranslationTask):
     cfg: TranslationLoRAConfig
 
     def build_model(self, cfg, from_checkpoint=False):
