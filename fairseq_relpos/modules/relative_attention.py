@@ -38,7 +38,7 @@ class RelativeSelfAttention(MultiheadAttention):
     def adopt(cls, attn: MultiheadAttention, rotary=None, alibi=None):
         if not isinstance(attn, MultiheadAttention) or not attn.self_attention:
             raise TypeError(f"relative positions go into fairseq self-attention, got {type(attn).__name__}")
-        if attn.bias_k is not None or attn.add_zero_attn or attn.use_xformers:
+        if attn.bias_k is not None or attn.add_zero_attn or getattr(attn, "use_xformers", False):
             raise ValueError("relative positions do not support add_bias_kv, add_zero_attn or xformers attention")
         attn.__class__ = cls
         # Registered as submodules for printing; they hold no parameters or buffers.
