@@ -140,7 +140,9 @@ def test_finetune_then_decode_every_document(it2, prepared, tmp_path, method, po
     assert count_hypotheses(tmp_path / "doc.gen") == n_docs
     scores = json.loads((tmp_path / "doc.json").read_text())
     assert scores["overall"]["segments"] == n_docs
-    assert "▁" not in (tmp_path / "doc.gen").read_text()  # SentencePiece was removed
+    gen = (tmp_path / "doc.gen").read_text()
+    assert "▁" not in gen and "\nS-0\teng_Latn hin_Deva " in "\n" + gen  # pieces removed, tags kept
+    assert scores["by_pair"]["eng_Latn-hin_Deva"]["segments"] == n_docs
 
 
 def test_run_all_prints_a_summary(it2, tmp_path):

@@ -8,7 +8,7 @@ Usage: decode.sh CKPT DATA_BIN SUBSET OUT [extra fairseq-generate args]
   CKPT      a checkpoint from finetune.sh (full or adapters; adapters apply themselves)
   DATA_BIN  binarised data from prepare.sh (OUT_DIR/bin)
   SUBSET    test, valid, or test1 (the test documents, with prepare.sh -b)
-  OUT       writes OUT.gen (fairseq-generate output, SentencePiece removed),
+  OUT       writes OUT.pieces (fairseq-generate output), OUT.gen (the same, SentencePiece removed),
             OUT.json and OUT.txt (ChrF++ from fairseq-relpos evaluate)
 
 Defaults: beam 5, batch size 16, --max-len-a 1.5 --max-len-b 20, 4096 max positions;
@@ -31,6 +31,19 @@ fairseq-generate "$DATA" --user-dir "$PLUGIN" --task translation_doc --path "$CK
     --source-lang SRC --target-lang TGT --gen-subset "$SUBSET" \
     --beam 5 --batch-size 16 --max-len-a 1.5 --max-len-b 20 \
     --max-source-positions 4096 --max-target-positions 4096 \
-    --post-process sentencepiece "$@" > "$OUT.gen" 2> "$OUT.log" \
+    "$@" > "$OUT.pieces" 2> "$OUT.log" \
     || { tail -20 "$OUT.log" >&2; die "fairseq-generate failed (log: $OUT.log)"; }
+# Remove SentencePiece from S/T/H/D lines, keeping the source's language tags as words
+# (fairseq's --post-process sentencepiece would glue them together: eng_Latnhin_Deva).
+python - "$OUT.pieces" "$OUT.gen" <<'PY'
+import sys
+from fairseq_relpos.documents import join_source, split_tags
+with open(sys.argv[1], encoding="utf-8") as fin, open(sys.argv[2], "w", encoding="utf-8") as fout:
+    for line in fin:
+        fields = line.rstrip("\n").split("\t")
+        if line[:2] in ("S-", "T-", "H-", "D-") and len(fields) >= 2:
+            tags, text = split_tags(fields[-1]) if line[0] == "S" else (None, fields[-1])
+            fields[-1] = join_source(tags, [text.replace(" ", "").replace("\u2581", " ").strip()])
+        fout.write("\t".join(fields) + "\n")
+PY
 fairseq-relpos evaluate --generate "$OUT.gen" --json "$OUT.json" | tee "$OUT.txt"
