@@ -16,22 +16,25 @@ SWITCH_UPDATES=${SWITCH_UPDATES:-600}
 command -v fairseq-train >/dev/null || { echo "fairseq-train not found: run 'bash scripts/bootstrap.sh && . .venv/bin/activate' first" >&2; exit 2; }
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$W"
+LOG="$W/log"
+: > "$LOG"
+trap 'echo "quickstart failed; the last lines of $LOG:" >&2; tail -n 20 "$LOG" >&2' ERR
 DOCS="test-doc2 test-doc4 test-doc8 test-doc16 test-doc32"
 
 echo "== 1. toy corpus and pseudo-documents"
-fairseq-relpos toy-corpus "$W/corpus"
+fairseq-relpos toy-corpus "$W/corpus" 2>> "$LOG"
 # documents for the two "document languages" only, of 30 to 120 tokens
 fairseq-relpos make-docs "$W/corpus/train-docs" "$W/corpus/docs" --ids "$W/corpus/train-docs.ids" \
-    --budget 120 --min-budget 30
+    --budget 120 --min-budget 30 2>> "$LOG"
 cat "$W/corpus/train.src" "$W/corpus/docs.src" > "$W/corpus/switch.src"
 cat "$W/corpus/train.tgt" "$W/corpus/docs.tgt" > "$W/corpus/switch.tgt"
 TESTS=$(for s in test $DOCS; do printf '%s,' "$W/corpus/$s"; done)
 fairseq-preprocess --source-lang src --target-lang tgt --joined-dictionary --workers 2 \
     --trainpref "$W/corpus/train" --validpref "$W/corpus/valid" --testpref "${TESTS%,}" \
-    --destdir "$W/bin" > "$W/preprocess.log"
+    --destdir "$W/bin" >> "$LOG" 2>&1
 fairseq-preprocess --source-lang src --target-lang tgt --srcdict "$W/bin/dict.src.txt" \
     --tgtdict "$W/bin/dict.tgt.txt" --workers 2 --trainpref "$W/corpus/switch" \
-    --validpref "$W/corpus/valid" --destdir "$W/bin-switch" >> "$W/preprocess.log"
+    --validpref "$W/corpus/valid" --destdir "$W/bin-switch" >> "$LOG" 2>&1
 
 COMMON=(--optimizer adam --adam-betas '(0.9,0.98)' --lr-scheduler inverse_sqrt --warmup-updates 200
         --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --dropout 0.1 --max-tokens 4000
@@ -43,15 +46,15 @@ echo "== 2. sinusoidal base on sentences ($BASE_UPDATES updates)"
     --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4 \
     --decoder-attention-heads 4 --share-all-embeddings --activation-fn gelu \
     --max-source-positions 256 --max-target-positions 256 \
-    "${COMMON[@]}" --lr 0.002 --max-update "$BASE_UPDATES" --save-dir "$W/base" | grep -E "\| (train|valid) \|" || true
+    "${COMMON[@]}" --lr 0.002 --max-update "$BASE_UPDATES" --save-dir "$W/base" 2>> "$LOG" | { grep -E "\| (train|valid) \|" || true; }
 
 echo "== 3. switch to RoPE with minLoRA, sentences + documents ($SWITCH_UPDATES updates; shape read from the base)"
 [ -f "$W/rope/checkpoint_last.pt" ] || fairseq-train "$W/bin-switch" --user-dir $PLUGIN \
     --arch transformer_rope --finetune-from-model "$W/base/checkpoint_last.pt" \
     --task translation_lora --lora-style minlora --lora-rank 8 \
     --max-source-positions 1024 --max-target-positions 1024 \
-    "${COMMON[@]}" --lr 0.003 --max-update "$SWITCH_UPDATES" --save-dir "$W/rope" \
-    | grep -E "trainable|\| (train|valid) \|" || true
+    "${COMMON[@]}" --lr 0.003 --max-update "$SWITCH_UPDATES" --save-dir "$W/rope" 2>> "$LOG" \
+    | { grep -E "trainable|\| (train|valid) \|" || true; }
 
 echo "== 4. decode documents (up to ~390 tokens; the base saw at most 20) and score"
 decode() {  # MODEL SUBSET OUT
@@ -64,7 +67,7 @@ for subset in test $DOCS; do
     split=$([ $i -eq 0 ] && echo test || echo "test$i")
     for model in base rope; do
         decode "$W/$model/checkpoint_last.pt" "$split" "$W/$model.$subset.out"
-        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --json "$W/$model.$subset.json" > /dev/null
+        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --json "$W/$model.$subset.json" >> "$LOG" 2>&1
     done
     i=$((i + 1))
 done
