@@ -12,9 +12,10 @@ Usage: finetune.sh IT2_DIR DATA_BIN METHOD POSITIONS SAVE_DIR [extra fairseq-tra
   SAVE_DIR   checkpoints and train.log go here
 
 The architecture's shape is read from the checkpoint. Defaults follow IndicTrans2's
-fine-tuning (label smoothing 0.1, adam (0.9,0.98), inverse_sqrt, dropout 0.2) with lr 3e-5
-for full fine-tuning and 1e-3 for adapters, and 4096 max positions; any extra argument is
-passed last, so it overrides them (e.g. --max-update 2000 --lr 5e-5 --lora-rank 16).
+fine-tuning (label smoothing 0.1, adam (0.9,0.98), inverse_sqrt from 1e-7, dropout 0.2,
+clip-norm 1.0, patience 10) with lr 3e-5 for full fine-tuning and 1e-3 for adapters, and
+4096 max positions; any extra argument is passed last, so it overrides them (e.g.
+--max-update 2000 --lr 5e-5 --lora-rank 16; on a GPU add --fp16).
 Environment: MAX_TOKENS (default 4096), MAX_UPDATE (default 20000), WARMUP (default 1000).
 TXT
 }
@@ -23,11 +24,6 @@ TXT
 IT2=$1 DATA=$2 METHOD=$3 POS=$4 SAVE=$5
 shift 5
 die() { echo "finetune.sh: $*" >&2; exit 2; }
-[ -d "$IT2" ] || die "IndicTrans2 directory not found: $IT2"
-CKPT=$IT2/model/checkpoint_best.pt
-[ -f "$CKPT" ] || die "missing $CKPT"
-[ -f "$DATA/dict.SRC.txt" ] && [ -f "$DATA/dict.TGT.txt" ] \
-    || die "$DATA is not prepare.sh output (no dict.SRC.txt / dict.TGT.txt)"
 case $METHOD in
     full) TASK=(--task translation) LR=3e-5 ;;
     lora|minlora) TASK=(--task translation_lora --lora-style "$METHOD") LR=1e-3 ;;
@@ -37,6 +33,11 @@ case $POS in
     rope|alibi|nope) ;;
     *) die "unknown POSITIONS '$POS' (rope, alibi or nope)" ;;
 esac
+[ -d "$IT2" ] || die "IndicTrans2 directory not found: $IT2"
+CKPT=$IT2/model/checkpoint_best.pt
+[ -f "$CKPT" ] || die "missing $CKPT"
+[ -f "$DATA/dict.SRC.txt" ] && [ -f "$DATA/dict.TGT.txt" ] \
+    || die "$DATA is not prepare.sh output (no dict.SRC.txt / dict.TGT.txt)"
 command -v fairseq-train >/dev/null || die "fairseq-train not found: activate the environment first"
 PLUGIN=$(python -c 'import fairseq_relpos, os; print(os.path.dirname(fairseq_relpos.__file__))')
 

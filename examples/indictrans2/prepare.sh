@@ -99,6 +99,7 @@ if [ -n "$BUDGET" ]; then
     [ -f "$OUT/spm/test.docs.SRC" ] && TESTS="$TESTS,$OUT/spm/test.docs"
 fi
 
+rm -f "$OUT"/bin/*.bin "$OUT"/bin/*.idx  # no stale subsets from an earlier run
 ARGS=()
 [[ " ${SPLITS[*]} " == *" train "* ]] && ARGS+=(--trainpref "$TRAIN")
 [[ " ${SPLITS[*]} " == *" valid "* ]] && ARGS+=(--validpref "$OUT/spm/valid.sent")
