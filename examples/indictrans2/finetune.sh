@@ -16,7 +16,6 @@ fine-tuning (label smoothing 0.1, adam (0.9,0.98), inverse_sqrt from 1e-7, dropo
 clip-norm 1.0, patience 10) with lr 3e-5 for full fine-tuning and 1e-3 for adapters, and
 4096 max positions; any extra argument is passed last, so it overrides them (e.g.
 --max-update 2000 --lr 5e-5 --lora-rank 16; on a GPU add --fp16).
-Environment: MAX_TOKENS (default 4096), MAX_UPDATE (default 20000), WARMUP (default 1000).
 TXT
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
@@ -47,7 +46,7 @@ fairseq-train "$DATA" --user-dir "$PLUGIN" "${TASK[@]}" --source-lang SRC --targ
     --max-source-positions 4096 --max-target-positions 4096 \
     --criterion label_smoothed_cross_entropy --label-smoothing 0.1 --dropout 0.2 \
     --optimizer adam --adam-betas '(0.9,0.98)' --clip-norm 1.0 \
-    --lr "$LR" --lr-scheduler inverse_sqrt --warmup-init-lr 1e-07 --warmup-updates "${WARMUP:-1000}" \
-    --max-tokens "${MAX_TOKENS:-4096}" --max-update "${MAX_UPDATE:-20000}" \
+    --lr "$LR" --lr-scheduler inverse_sqrt --warmup-init-lr 1e-07 --warmup-updates 1000 \
+    --max-tokens 4096 --max-update 20000 \
     --patience 10 --no-epoch-checkpoints \
     --log-format simple --log-interval 100 --save-dir "$SAVE" "$@" 2>&1 | tee "$SAVE/train.log"

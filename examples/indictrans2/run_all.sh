@@ -11,7 +11,7 @@ $METHODS and POSITIONS in $POSITIONS, and prints ChrF++ on test (sentences) and 
 (documents) per run; WORK_DIR/summary.tsv keeps the table. Finished runs
 (WORK_DIR/METHOD-POSITIONS/checkpoint_best.pt) are not trained again.
 Environment: METHODS (default "full lora minlora"), POSITIONS (default "rope alibi"),
-BUDGET (default 1024), and finetune.sh's MAX_TOKENS, MAX_UPDATE, WARMUP.
+BUDGET (default 1024).
 Extra arguments go to every fairseq-train.
 TXT
 }
