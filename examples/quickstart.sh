@@ -7,6 +7,7 @@
 #   3. decode documents far longer than anything the base saw, with stock fairseq-generate;
 #   4. print ChrF++ by document length for the base and the switched model.
 # Usage: bash examples/quickstart.sh [WORKDIR]   (default work/quickstart; re-running reuses it)
+# Environment: BASE_UPDATES, SWITCH_UPDATES (training length), DOCS (document test sets to decode).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-work/quickstart}
@@ -19,7 +20,7 @@ mkdir -p "$W"
 LOG="$W/log"
 : > "$LOG"
 trap 'echo "quickstart failed; the last lines of $LOG:" >&2; tail -n 20 "$LOG" >&2' ERR
-DOCS="test-doc2 test-doc4 test-doc8 test-doc16 test-doc32"
+DOCS=${DOCS:-"test-doc2 test-doc4 test-doc8 test-doc16 test-doc32"}
 
 echo "== 1. toy corpus and pseudo-documents"
 fairseq-relpos toy-corpus "$W/corpus" 2>> "$LOG"
