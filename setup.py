@@ -18,6 +18,6 @@ setup(
         "loralib",
         "numpy",
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": ["pytest"], "bench": ["matplotlib"]},
     entry_points={"console_scripts": ["fairseq-relpos=fairseq_relpos.cli:main"]},
 )
