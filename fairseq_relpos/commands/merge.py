@@ -8,11 +8,8 @@ state is dropped: it belonged to the adapters. With --adapters-only OUT holds ju
 ``--task translation_lora --lora-adapters OUT`` on that base.
 """
 import os
-import tempfile
 
-import torch
-
-from ..checkpoint_io import read_checkpoint
+from ..checkpoint_io import read_checkpoint, write_checkpoint
 from ..lora import adapters_payload, merged_state
 
 
@@ -37,7 +34,7 @@ def main(args):
     else:
         result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
         result.update(model=merged_state(state["model"], spec), cfg=_plain_cfg(cfg))
-    _save_atomically(result, args.output)
+    write_checkpoint(result, args.output)
     what = f"{len(result['tensors'])} adapter tensors" if args.adapters_only else "merged checkpoint"
     print(f"wrote {what} to {args.output}")
 
@@ -52,14 +49,3 @@ def _plain_cfg(cfg):
     task["_name"] = "translation"
     return dict(cfg, model=model, task=task)
 
-
-def _save_atomically(obj, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".merge-", suffix=".pt", dir=directory)
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
