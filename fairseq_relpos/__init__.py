@@ -1,11 +1,11 @@
 """fairseq-relpos: relative positions (RoPE, ALiBi) for pre-trained fairseq translation models.
 
 Imported by fairseq through ``--user-dir``; importing registers the architectures and tasks
-and lets fairseq checkpoints load under torch's safe unpickler.
+and installs the plugin's run-time adaptations of fairseq (see ``adaptations``).
 """
-from . import checkpoint_io
+from . import adaptations
 
-checkpoint_io.install()
+adaptations.install()
 
 from . import models  # noqa: E402,F401
 from . import tasks  # noqa: E402,F401

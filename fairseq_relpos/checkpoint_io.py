@@ -2,21 +2,53 @@
 
 torch >= 2.6 unpickles with ``weights_only=True`` by default, and fairseq's own loader does not
 say otherwise, so every fairseq checkpoint fails on its ``argparse.Namespace``. We allow exactly
-the classes fairseq checkpoints hold, never turn the protection off, and make the refusal of
-any other global name the file.
+what fairseq checkpoints hold besides tensors and containers, never turn the protection off, and
+make the refusal of anything else name the file and what was refused.
 """
 import argparse
 import functools
 import os
 import pickle
+import re
 import tempfile
 
+import numpy
 import torch
-from fairseq import checkpoint_utils
+
+try:  # numpy 2.x; numpy 1.x has only numpy.core
+    from numpy._core import multiarray as _multiarray
+except ImportError:  # pragma: no cover - numpy 1.x
+    from numpy.core import multiarray as _multiarray
+
+PLAIN_NUMPY_KINDS = "biufc"  # bool, signed and unsigned int, float, complex
+NOT_PLAIN_NUMPY = "(not numbers or bools)"
+
+
+def _plain_numpy_dtype(*args):
+    """``numpy.dtype`` as the unpickler may call it: numeric and bool dtypes only, so no array
+    or scalar of objects, strings or records comes out of a checkpoint."""
+    dtype = numpy.dtype(*args)
+    if dtype.kind not in PLAIN_NUMPY_KINDS:
+        raise pickle.UnpicklingError(f"numpy.dtype({args[0]!r}) {NOT_PLAIN_NUMPY}")
+    return dtype
+
+
+def _numpy_globals():
+    """fairseq keeps numpy arrays and scalars in ``extra_state["metrics"]`` (the BLEU counters of
+    ``--eval-bleu``, fairseq issue #5603). Their pickles name the array and scalar constructors
+    under ``numpy.core`` (numpy 1.x) or ``numpy._core`` (numpy 2.x); the dtype classes are what
+    the unpickler checks before it restores a dtype's state."""
+    allowed = [(numpy.ndarray, "numpy.ndarray"), (_plain_numpy_dtype, "numpy.dtype")]
+    for core in ("numpy.core", "numpy._core"):
+        allowed += [(_multiarray._reconstruct, f"{core}.multiarray._reconstruct"),
+                    (_multiarray.scalar, f"{core}.multiarray.scalar")]
+    codes = "?" + numpy.typecodes["AllInteger"] + numpy.typecodes["AllFloat"]
+    return allowed + sorted({type(numpy.dtype(code)) for code in codes}, key=str)
+
 
 # Everything a fairseq translation checkpoint's pickle references besides torch's own
 # tensors, storages and containers, which torch already allows.
-FAIRSEQ_CHECKPOINT_GLOBALS = [argparse.Namespace]
+FAIRSEQ_CHECKPOINT_GLOBALS = [argparse.Namespace, *_numpy_globals()]
 
 
 class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
@@ -32,12 +64,14 @@ def _explain(path, err):
     refused; any other unpickling failure (e.g. "Unsupported operand" on a text file) means
     the file is not a checkpoint at all."""
     said = str(err).strip()
-    if "Unsupported global" in said or "GLOBAL" in said:
-        details = [line.strip() for line in said.splitlines()
-                   if "GLOBAL" in line or "Unsupported" in line]
+    refused = re.search(r"(?:Unsupported global:|unsupported) GLOBAL (\S+)", said)  # not allowed, or blocked
+    if refused or NOT_PLAIN_NUMPY in said:
+        what = f"the global {refused.group(1)}" if refused else re.search(
+            rf"numpy\.dtype\(.*?\) {re.escape(NOT_PLAIN_NUMPY)}", said).group(0)
         return UnsafeCheckpointError(
-            f"refused to load {path}: its pickle holds what fairseq checkpoints never do, and "
-            f"loading it could run code ({details[0] if details else said.splitlines()[0]})")
+            f"refused to load {path}: its pickle references {what}, which weights_only loading does "
+            f"not allow (the plugin adds argparse.Namespace and numpy arrays and scalars of numbers or "
+            f"bools to torch's tensors and containers)")
     detail = next((line.strip() for line in said.splitlines() if "Unsupported" in line), said.splitlines()[0])
     return ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: {detail})")
 
@@ -66,12 +100,6 @@ def name_refused_file(loader):
 
     load._names_refused_file = True
     return load
-
-
-def install():
-    """The plugin's one run-time adaptation of fairseq: see the module docstring."""
-    allow_fairseq_checkpoints()
-    checkpoint_utils.load_checkpoint_to_cpu = name_refused_file(checkpoint_utils.load_checkpoint_to_cpu)
 
 
 def read_checkpoint(path):

@@ -1,5 +1,7 @@
-"""--task translation_doc decodes every document; over-long ones are named, never dropped silently."""
+"""Every document is decoded under any task with the plugin loaded; translation_doc names over-long
+ones; a split with nothing to decode is one clear error."""
 import logging
+import re
 
 import pytest
 import torch
@@ -8,6 +10,7 @@ from fairseq.tasks.translation import TranslationTask
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train
 from fairseq_relpos import cli, toydata
+from fairseq_relpos.adaptations import NoInputError
 from fairseq_relpos.tasks.document_batching import InputTooLongError
 from fairseq_relpos.tasks.translation_doc import TranslationDocConfig, TranslationDocTask
 from fairseq_relpos.tasks.translation_lora import TranslationLoRAConfig, TranslationLoRATask
@@ -29,21 +32,34 @@ def make_task(cls, lengths):
     return task
 
 
-def batched_ids(task, split, **options):
+def batches(task, split, **options):
     itr = task.get_batch_iterator(task.datasets[split], max_tokens=12000, required_batch_size_multiple=8,
                                   max_positions=(1024, 1024), **options)
-    return sorted(int(i) for batch in itr.frozen_batches for i in batch)
+    return [[int(i) for i in batch] for batch in itr.frozen_batches]
 
 
-@pytest.mark.parametrize("n", [5, 100])
-@pytest.mark.parametrize("cls", [TranslationDocTask, TranslationLoRATask])
-def test_every_input_is_batched_outside_training(n, cls):
-    lengths = [3 + i % 7 for i in range(n)]
-    ours = make_task(cls, lengths)
-    assert batched_ids(ours, "test") == list(range(n))
-    stock = make_task(TranslationTask, lengths)
-    assert len(batched_ids(stock, "test")) < n  # fairseq main drops the ragged last batch
-    assert batched_ids(ours, "train") == batched_ids(stock, "train")  # training is unchanged
+@pytest.mark.parametrize("n,max_sentences", [(5, None), (100, None), (100, 20)])
+@pytest.mark.parametrize("split", ["train", "test"])
+@pytest.mark.parametrize("cls", [TranslationTask, TranslationDocTask, TranslationLoRATask])
+def test_every_input_of_every_split_is_batched(cls, split, n, max_sentences):
+    """fairseq 0.12.2's batching: each input once, every batch but the last a multiple of 8 within
+    the limits, the remainder a last, smaller batch (fairseq main drops it)."""
+    made = batches(make_task(cls, [3 + i % 7 for i in range(n)]), split, max_sentences=max_sentences)
+    assert sorted(i for batch in made for i in batch) == list(range(n))
+    full = (max_sentences or n) // 8 * 8  # --max-tokens never binds here
+    assert [len(batch) for batch in made] == ([full] * (n // full) + [n % full] if full else [n])
+
+
+@pytest.mark.parametrize("cls", [TranslationTask, TranslationDocTask])
+def test_a_split_with_no_input_left_is_an_error_an_inference_batch_is_not(cls):
+    """fairseq-generate/validate/train batch a loaded split: all of it skipped is an error.
+    fairseq-interactive batches lines on the fly: skipping them all when asked is not."""
+    task = make_task(cls, [40, 50])
+    options = dict(max_tokens=1000, max_positions=(30, 30), ignore_invalid_inputs=True)
+    with pytest.raises(NoInputError, match="split 'test' has no input left to batch: all 2 inputs"):
+        task.get_batch_iterator(task.datasets["test"], **options)
+    lines = task.build_dataset_for_inference([torch.full((40,), 4)], [40])
+    assert len(task.get_batch_iterator(lines, **options)) == 0
 
 
 def test_over_long_inputs_are_named(caplog):
@@ -72,20 +88,22 @@ def model(tmp_path_factory):
         lines = (raw / f"test-doc4.{side}").read_text().splitlines()[:5]
         (raw / f"five.{side}").write_text("".join(line + "\n" for line in lines))
         (raw / f"hundred.{side}").write_text((raw / f"test-doc2.{side}").read_text())
-    data = preprocess(raw, root / "bin", splits=("train", "valid", "five", "hundred"))
+        (raw / f"empty.{side}").write_text("")
+    data = preprocess(raw, root / "bin", splits=("train", "valid", "five", "hundred", "empty"))
     train(data, root / "ckpt", "transformer_rope", "--max-tokens", "4000", updates=10)
     return data, root / "ckpt" / "checkpoint_last.pt", raw
 
 
-def generate(model, subset, *extra, check=True):
+def generate(model, subset, *extra, task="translation_doc", check=True):
     data, checkpoint, _ = model
-    return run("generate", data, "--user-dir", PLUGIN, "--task", "translation_doc", "--path", checkpoint,
+    return run("generate", data, "--user-dir", PLUGIN, "--task", task, "--path", checkpoint,
                "--gen-subset", subset, *GENERATE, *extra, check=check)
 
 
+@pytest.mark.parametrize("task", ["translation", "translation_doc"])
 @pytest.mark.parametrize("subset,n", [("test", 5), ("test1", 100)])
-def test_generate_returns_every_document_with_default_batch_flags(model, subset, n, tmp_path):
-    out = generate(model, subset).stdout
+def test_generate_returns_every_document_with_default_batch_flags(model, subset, n, task, tmp_path):
+    out = generate(model, subset, task=task).stdout
     assert sorted(hypotheses(out)) == list(range(n))
     (tmp_path / "gen.out").write_text(out)
     ref = model[2] / ("five.tgt" if n == 5 else "hundred.tgt")
@@ -100,3 +118,18 @@ def test_generate_names_over_long_documents(model):
     assert too_long and f"{len(too_long)} input(s) longer than max positions" in proc.stderr
     for i in too_long:
         assert f"#{i} (line {i + 1}," in proc.stderr
+
+
+@pytest.mark.parametrize("task", ["translation", "translation_doc"])
+@pytest.mark.parametrize("case", ["empty split", "every input too long"])
+def test_nothing_to_decode_is_one_clear_error(model, task, case):
+    if case == "empty split":
+        proc = generate(model, "test2", task=task, check=False)
+        expected = f"NoInputError: {model[0] / 'test2.src-tgt.src.bin'} is empty: this split has no sentences"
+    else:
+        proc = generate(model, "test", "--max-source-positions", "3", "--skip-invalid-size-inputs-valid-test",
+                        task=task, check=False)
+        expected = "NoInputError: split 'test' has no input left to batch: all 5 inputs are longer than max positions"
+    assert proc.returncode != 0 and not hypotheses(proc.stdout)
+    raised = [line for line in proc.stderr.splitlines() if re.match(r"[\w.]*(Error|Exception)\b", line)]
+    assert len(raised) == 1 and expected in raised[0], proc.stderr[-3000:]

@@ -1,18 +1,12 @@
-"""Batching that never loses an input outside training.
+"""Over-long inputs named, never skipped silently, outside training.
 
-fairseq main drops a trailing batch whose size is not a multiple of
-``--required-batch-size-multiple`` (default 8) in ``data_utils.batch_by_size``: fairseq-generate
-on 5 documents prints nothing, and validation quietly scores fewer sentences. Over-long inputs
-are either skipped (``--skip-invalid-size-inputs-valid-test``, logging only the first ten ids) or
-refused with the first one only. :class:`DocumentBatchingMixin` changes both for every split
-except the training one:
-
-* batches are built with ``required_batch_size_multiple=1``, so every input is batched;
-* over-long inputs raise :class:`InputTooLongError` naming every one of them (id, line, size,
-  limit); with ``--skip-invalid-size-inputs-valid-test`` they are skipped and every skipped id
-  is logged.
-
-Training keeps fairseq's behaviour (dropping a ragged last batch and skipping over-long training
+fairseq refuses an input longer than max positions by naming the first one only, or, with
+``--skip-invalid-size-inputs-valid-test``, skips them logging only the first ten ids.
+:class:`DocumentBatchingMixin` changes this for every split except the training one: over-long
+inputs raise :class:`InputTooLongError` naming every one of them (id, line, size, limit); with
+``--skip-invalid-size-inputs-valid-test`` they are skipped and every skipped id is logged.
+(That every input is batched, under any task, is the plugin's run-time adaptation
+``adaptations.keep_last_batch``.) Training keeps fairseq's behaviour (skipping over-long training
 pairs is how fairseq trains). Use it first in the bases of a ``TranslationTask`` subclass:
 ``class MyTask(DocumentBatchingMixin, TranslationTask)``.
 """
@@ -47,13 +41,7 @@ def describe_ignored(dataset, ignored, max_positions, limit=None):
 
 
 class DocumentBatchingMixin:
-    """Every non-training input is batched and translated, or named in an error."""
-
-    def get_batch_iterator(self, dataset, *args, required_batch_size_multiple=1, **kwargs):
-        if not is_training_dataset(self, dataset):
-            required_batch_size_multiple = 1
-        return super().get_batch_iterator(
-            dataset, *args, required_batch_size_multiple=required_batch_size_multiple, **kwargs)
+    """Every over-long non-training input is named in an error (or in the log, when skipped)."""
 
     def filter_indices_by_size(self, indices, dataset, max_positions=None, ignore_invalid_inputs=False):
         if is_training_dataset(self, dataset) or max_positions is None:

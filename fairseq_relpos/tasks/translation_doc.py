@@ -1,8 +1,9 @@
-"""``--task translation_doc``: fairseq's ``translation`` task that decodes every document.
+"""``--task translation_doc``: fairseq's ``translation`` task that names every over-long document.
 
-Identical to ``translation`` (same options, data and checkpoints) except for the batching
-policy of :class:`~fairseq_relpos.tasks.document_batching.DocumentBatchingMixin`: outside
-training no ragged last batch is dropped and over-long inputs are named, never skipped silently.
+Identical to ``translation`` (same options, data and checkpoints) except that outside training
+over-long inputs are named, never skipped silently
+(:class:`~fairseq_relpos.tasks.document_batching.DocumentBatchingMixin`). Every input is batched
+under any task once the plugin is loaded (``adaptations.keep_last_batch``).
 """
 from dataclasses import dataclass
 

@@ -1,0 +1,113 @@
+"""Every change the plugin makes to fairseq at run time, in one place, installed when fairseq
+imports the plugin (``--user-dir``). Each exists because stock fairseq main, on today's torch,
+refuses what is safe or loses data; installing twice changes nothing.
+"""
+import functools
+import inspect
+import os
+
+import numpy as np
+from fairseq import checkpoint_utils
+from fairseq.data import data_utils, indexed_dataset
+from fairseq.tasks import FairseqTask
+
+from . import checkpoint_io
+
+
+class NoInputError(ValueError):
+    """A split with nothing to translate or score: an error, never an empty result."""
+
+
+def refuse_empty_split(load_indexed_dataset):
+    """Wrap ``data_utils.load_indexed_dataset`` so that a split binarised from empty files (an
+    empty ``.bin``) is refused by name instead of failing in numpy with "cannot mmap an empty file"."""
+    if getattr(load_indexed_dataset, "_refuses_empty_split", False):
+        return load_indexed_dataset
+
+    @functools.wraps(load_indexed_dataset)
+    def load(path, *args, **kwargs):
+        data = indexed_dataset.data_file_path(path)
+        if os.path.isfile(data) and os.path.getsize(data) == 0:
+            raise NoInputError(f"{data} is empty: this split has no sentences to load")
+        return load_indexed_dataset(path, *args, **kwargs)
+
+    load._refuses_empty_split = True
+    return load
+
+
+def keep_last_batch(batch_by_size):
+    """Wrap ``data_utils.batch_by_size`` so that the inputs after the last full batch form a
+    last, smaller batch, as in fairseq 0.12.2, instead of being dropped.
+
+    fairseq's batcher splits the ordered indices into consecutive batches (each within
+    --max-tokens/--batch-size), then main drops the last one when its size is not a multiple of
+    --required-batch-size-multiple. The inputs missing after the returned batches are exactly that
+    batch, so it is put back as it was made. Training keeps it too, for three reasons: 0.12.2
+    trained on it; inputs are sorted by length before batching, so the dropped batch holds the
+    longest pairs and main never trains on the longest documents of a fine-tuning set; and
+    ``batch_by_size`` does not know which split it batches, so one rule for every split keeps
+    this adaptation one small wrapper for any task.
+    """
+    if getattr(batch_by_size, "_keeps_last_batch", False):
+        return batch_by_size
+
+    signature = inspect.signature(batch_by_size)
+
+    @functools.wraps(batch_by_size)
+    def batches(indices, *args, **kwargs):
+        if not isinstance(indices, np.ndarray):
+            indices = np.fromiter(indices, dtype=np.int64, count=-1)
+        if len(indices) == 0:
+            return []  # main raises IndexError here when the multiple is above 1
+        made = batch_by_size(indices, *args, **kwargs)
+        if signature.bind(indices, *args, **kwargs).arguments.get("fixed_shapes") is not None:
+            return made  # batches of given shapes: nothing is dropped after them
+        covered = sum(len(batch) for batch in made)
+        if covered < len(indices) and np.array_equal(np.concatenate([indices[:0], *made]), indices[:covered]):
+            made = [*made, indices[covered:]]
+        return made
+
+    batches._keeps_last_batch = True
+    return batches
+
+
+def refuse_nothing_to_batch(get_batch_iterator):
+    """Wrap ``FairseqTask.get_batch_iterator`` so that a loaded split (train, valid, test, ...)
+    with no input left to batch, every one skipped as too long, is a NoInputError naming the
+    split instead of an empty iterator (fairseq-generate printed nothing and ended in
+    ZeroDivisionError). Datasets built on the fly (fairseq-interactive, the hub interface) are not
+    splits: skipping their too-long lines when asked stays what it was."""
+    if getattr(get_batch_iterator, "_refuses_nothing_to_batch", False):
+        return get_batch_iterator
+
+    @functools.wraps(get_batch_iterator)
+    def batch_iterator(self, dataset, *args, **kwargs):
+        itr = get_batch_iterator(self, dataset, *args, **kwargs)
+        split = next((name for name, d in getattr(self, "datasets", {}).items() if d is dataset), None)
+        if split is not None and len(itr) == 0:
+            raise NoInputError(
+                f"split '{split}' has no input left to batch: all {len(dataset)} inputs are longer "
+                f"than max positions and were skipped (see the warning above)")
+        return itr
+
+    batch_iterator._refuses_nothing_to_batch = True
+    return batch_iterator
+
+
+def install():
+    # torch >= 2.6 unpickles with weights_only=True and fairseq does not say otherwise, so it
+    # refuses every fairseq checkpoint (argparse.Namespace; numpy metrics of --eval-bleu runs):
+    # allow exactly those plain-data globals, keeping the protection on for everything else.
+    checkpoint_io.allow_fairseq_checkpoints()
+    # fairseq's refusal does not say which file it would not load: name it.
+    checkpoint_utils.load_checkpoint_to_cpu = checkpoint_io.name_refused_file(
+        checkpoint_utils.load_checkpoint_to_cpu)
+    # fairseq main (since its data2vec 2.0 commit; 0.12.2 did not) drops the last batch of every
+    # split when its size is not a multiple of --required-batch-size-multiple (default 8):
+    # generate loses up to 7 inputs (all of a set smaller than 8), validate scores fewer sentences.
+    # With every input batched, what is left to lose is a whole split: an empty one, or one whose
+    # every input is skipped as too long. Both end in one clear NoInputError, not in numpy's
+    # "cannot mmap an empty file" or a ZeroDivisionError after fairseq-generate printed nothing.
+    data_utils.batch_by_size = keep_last_batch(data_utils.batch_by_size)
+    data_utils.load_indexed_dataset = refuse_empty_split(data_utils.load_indexed_dataset)
+    FairseqTask.get_batch_iterator = refuse_nothing_to_batch(FairseqTask.get_batch_iterator)

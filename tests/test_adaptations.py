@@ -1,0 +1,22 @@
+"""The plugin's run-time adaptations of fairseq are installed once, however often it is imported."""
+import importlib
+
+from fairseq import checkpoint_utils
+from fairseq.data import data_utils
+from fairseq.tasks import FairseqTask
+
+import fairseq_relpos
+from fairseq_relpos import adaptations
+
+PATCHED = [(checkpoint_utils, "load_checkpoint_to_cpu"), (data_utils, "batch_by_size"),
+           (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator")]
+
+
+def test_installing_again_wraps_nothing_twice():
+    before = [getattr(owner, name) for owner, name in PATCHED]
+    adaptations.install()
+    importlib.reload(fairseq_relpos)  # what a second --user-dir import does
+    for (owner, name), first in zip(PATCHED, before):
+        now = getattr(owner, name)
+        assert now is first, name
+        assert not hasattr(now.__wrapped__, "__wrapped__"), name  # fairseq's own function, wrapped once
