@@ -302,6 +302,17 @@ def bench_step(models, d, device, dtype, cfg, clock, position):
     return interleaved(list(models), repeats, warmup, run_one)
 
 
+def cache_read_ms(model, bsz, position, device, clock, repeats=9):
+    """Median time to read, once, as many float32 bytes as a decoder step at ``position`` must
+    read from its self-attention keys and values (all layers): a memory-bound floor that no
+    position encoding avoids."""
+    dec = model.decoder
+    attn = dec.layers[0].self_attn
+    cache = torch.randn(len(dec.layers) * 2 * bsz * attn.num_heads * position * attn.head_dim, device=device)
+    times = [clock(cache.sum)[0] for _ in range(repeats + 1)][1:]  # the first one warms up
+    return statistics.median(times) * 1000
+
+
 # --------------------------------------------------------------------------- report
 
 def machine():
@@ -429,6 +440,12 @@ def main():
                 res[f"step_b{bsz}_growth"] = growth
                 print(f"| step at {hi} / step at {lo}, batch {bsz} | " + " | ".join(f"{growth[n]:.2f}" for n in names)
                       + " |", flush=True)
+                read = cache_read_ms(models[STOCK][0], bsz, hi, device, clock)
+                floor = (res[f"step_b{bsz}_{lo}_ms"][STOCK] + read) / res[f"step_b{bsz}_{lo}_ms"][STOCK]
+                res[f"step_b{bsz}_cache_read_ms"] = read
+                print(f"| reading the {hi}-position self-attention cache once (all layers, batch {bsz}): "
+                      f"{read:.2f} ms; floor of the ratio, (stock step at {lo} + that read) / stock step at {lo}: "
+                      f"{floor:.2f} |", flush=True)
     print(f"\n# total {time.time() - t0:.0f} s; load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
