@@ -3,6 +3,7 @@
 
     python benchmarks/speed.py            # full run (see benchmarks/README.md for timings)
     python benchmarks/speed.py --quick    # smaller model and fewer repeats, a minute or two
+    python benchmarks/speed.py --documents  # 1500-token scoring and steps at 2000, 2 threads
 
 Builds stock ``transformer`` (sinusoidal) and ``transformer_rope`` / ``transformer_alibi`` of
 the same shape through fairseq's own argument parser, task and model registries (with a dummy
@@ -134,14 +135,19 @@ class Clock:
         return self.now() - start, out
 
 
-def interleaved(names, repeats, warmup, run_one):
-    """Median seconds per model; every repeat runs every model once, in turn (ABAB...)."""
+def interleaved(names, repeats, warmup, run_one, paired=None):
+    """Median seconds per model; every repeat runs every model once, in turn (ABAB...).
+    ``paired``, if given, receives per model the median over repeats of its time divided by
+    the first model's (stock's) in the same repeat, which load that drifts during a run moves
+    less than a ratio of medians."""
     times = {n: [] for n in names}
     for r in range(warmup + repeats):
         for n in names:
             seconds = run_one(n)
             if r >= warmup:
                 times[n].append(seconds)
+    if paired is not None:
+        paired.update({n: statistics.median(a / b for a, b in zip(t, times[names[0]])) for n, t in times.items()})
     return {n: statistics.median(t) for n, t in times.items()}
 
 
@@ -246,12 +252,13 @@ def bench_score(models, d, device, dtype, cfg, clock, length):
         with autocast(device, dtype):
             return clock(lambda: score(models[name][0], sample))[0]
 
-    med = interleaved(list(models), cfg["score_repeats"], 1, run_one)
+    paired = {}
+    med = interleaved(list(models), cfg["score_repeats"], 1, run_one, paired)
     peaks = {}
     for name, (m, _) in models.items():
         with autocast(device, dtype):
             peaks[name] = peak_bytes(lambda: score(m, sample), device)
-    return med, peaks
+    return med, peaks, paired
 
 
 @torch.no_grad()
@@ -295,6 +302,17 @@ def bench_step(models, d, device, dtype, cfg, clock, position):
     return interleaved(list(models), repeats, warmup, run_one)
 
 
+def cache_read_ms(model, bsz, position, device, clock, repeats=9):
+    """Median time to read, once, as many float32 bytes as a decoder step at ``position`` must
+    read from its self-attention keys and values (all layers): a memory-bound floor that no
+    position encoding avoids."""
+    dec = model.decoder
+    attn = dec.layers[0].self_attn
+    cache = torch.randn(len(dec.layers) * 2 * bsz * attn.num_heads * position * attn.head_dim, device=device)
+    times = [clock(cache.sum)[0] for _ in range(repeats + 1)][1:]  # the first one warms up
+    return statistics.median(times) * 1000
+
+
 # --------------------------------------------------------------------------- report
 
 def machine():
@@ -328,13 +346,25 @@ def main():
     p.add_argument("--archs", default=",".join(PLUGIN_ARCHS), help="plugin archs compared with stock")
     p.add_argument("--only", default="train,generate,score,step", help="which measurements to run")
     p.add_argument("--score-lengths", default=None, help="comma list of document lengths")
-    p.add_argument("--threads", type=int, default=1,
+    p.add_argument("--step-batches", default=None, help="comma list of decoder-step batch sizes (default 1,4)")
+    p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default 1: on a shared machine, OpenMP barriers make "
                         "multi-threaded timings wait on descheduled threads)")
-    p.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+    p.add_argument("--clock", choices=("cpu", "wall"), default=None,
                    help="on CPU, time by process CPU time (default; robust to other load) or wall time")
+    p.add_argument("--documents", action="store_true",
+                   help="long documents as fairseq-generate runs them by default: scoring 1500+1500 "
+                        "tokens at batch 1 and the batch-4 decoder step at 16 and 2000, with 2 threads, "
+                        "by wall time (options given explicitly still win)")
     p.add_argument("--json", default=None, help="also write the results to this file")
     a = p.parse_args()
+    if a.documents:
+        a.threads = a.threads or 2
+        a.clock = a.clock or "wall"
+        a.only = "score,step" if a.only == p.get_default("only") else a.only
+        a.score_lengths = a.score_lengths or "1500"
+        a.step_batches = a.step_batches or "4"
+    a.threads, a.clock = a.threads or 1, a.clock or "cpu"
 
     device = torch.device(a.device)
     torch.set_num_threads(a.threads)
@@ -345,8 +375,12 @@ def main():
     if a.quick:
         cfg.update(vocab=4000, train_bsz=16, train_repeats=3, gen_bsz=16, gen_repeats=2, score_repeats=2,
                    step_repeats=7, score_lengths=[256, 1024, 4096])
+    if a.documents:
+        cfg.update(score_repeats=9, step_repeats=25)
     if a.score_lengths:
         cfg["score_lengths"] = [int(x) for x in a.score_lengths.split(",")]
+    if a.step_batches:
+        cfg["step_bszs"] = [int(x) for x in a.step_batches.split(",")]
     dtypes = a.dtypes or ("fp32,fp16,bf16" if device.type == "cuda" else "fp32")
     dtype_of = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
     only = set(a.only.split(","))
@@ -356,8 +390,9 @@ def main():
     print(f"# {info['date']}  {info['cpu']}  nproc={info['nproc']} torch threads={info['torch_threads']}  "
           f"torch {info['torch']}  device={device} clock={a.clock if device.type == 'cpu' else 'wall'}" + (f" ({info['cuda']})" if info["cuda"] else ""))
     print(f"# shape: {shape['layers']}+{shape['layers']} layers, d={shape['dim']}, ffn={shape['ffn']}, "
-          f"heads={shape['heads']}, vocab={cfg['vocab']}; command: python benchmarks/speed.py"
-          + (" --quick" if a.quick else ""))
+          f"heads={shape['heads']}, vocab={cfg['vocab']}; command: python benchmarks/speed.py "
+          + " ".join(sys.argv[1:]))
+    print(f"# load average at start: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     t0 = time.time()
     models, dictionary = {}, None
     for n in names:
@@ -382,13 +417,16 @@ def main():
             print(*lines[-2:], sep="\n", flush=True)
         if "score" in only:
             for length in cfg["score_lengths"]:
-                t, mem = bench_score(models, dictionary, device, dtype, cfg, clock, length)
+                t, mem, paired = bench_score(models, dictionary, device, dtype, cfg, clock, length)
                 res[f"score_{length}_s"] = t
+                res[f"score_{length}_paired_ratio"] = paired
                 res[f"score_{length}_peak_mib"] = {k: b / 2 ** 20 for k, b in mem.items()}
                 lines += table(f"scoring {length}+{length} tokens", "s", t, names, "{:.3f}")
                 lines += table(f"scoring {length}+{length} tokens", "peak MiB", res[f"score_{length}_peak_mib"],
                                names, "{:.0f}")
-                print(*lines[-4:], sep="\n", flush=True)
+                lines.append(f"| scoring {length}+{length}, median of per-repeat plugin/stock | | "
+                             + " | ".join(f"{paired[n]:.2f}" for n in names if n != STOCK) + " |")
+                print(*lines[-5:], sep="\n", flush=True)
         if "step" in only:
             for bsz in cfg["step_bszs"]:
                 for pos in cfg["positions"]:
@@ -402,7 +440,13 @@ def main():
                 res[f"step_b{bsz}_growth"] = growth
                 print(f"| step at {hi} / step at {lo}, batch {bsz} | " + " | ".join(f"{growth[n]:.2f}" for n in names)
                       + " |", flush=True)
-    print(f"\n# total {time.time() - t0:.0f} s")
+                read = cache_read_ms(models[STOCK][0], bsz, hi, device, clock)
+                floor = (res[f"step_b{bsz}_{lo}_ms"][STOCK] + read) / res[f"step_b{bsz}_{lo}_ms"][STOCK]
+                res[f"step_b{bsz}_cache_read_ms"] = read
+                print(f"| reading the {hi}-position self-attention cache once (all layers, batch {bsz}): "
+                      f"{read:.2f} ms; floor of the ratio, (stock step at {lo} + that read) / stock step at {lo}: "
+                      f"{floor:.2f} |", flush=True)
+    print(f"\n# total {time.time() - t0:.0f} s; load average at end: {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     if a.json:
         Path(a.json).write_text(json.dumps(results, indent=1))
 

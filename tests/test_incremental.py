@@ -1,4 +1,6 @@
 """Step-by-step decoding must reproduce the teacher-forced forward pass exactly."""
+from unittest import mock
+
 import pytest
 import torch
 
@@ -107,3 +109,46 @@ def test_need_weights_path_matches_fast_path(data_dir):
     assert weights.shape == (2, 6, 6) and heads.shape == (4, 2, 6, 6)
     assert torch.all(weights[1, :, :2] == 0)
     torch.testing.assert_close(weights.sum(-1), torch.ones(2, 6))
+
+
+@pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi"])
+@pytest.mark.parametrize("causal", [False, True])
+def test_whole_sequence_paths_match_explicit_attention(data_dir, arch, causal):
+    """The whole-sequence fast paths (RoPE: q and k projected into one buffer and rotated in one
+    call, without autograd; ALiBi: keys and values projected from the reversed input) give what
+    the explicit softmax(q k^T + bias) v path gives, and the autograd path too."""
+    torch.manual_seed(0)
+    _, model, _ = build(data_dir, arch)
+    attn = (model.decoder if causal else model.encoder).layers[0].self_attn
+    x = torch.randn(9, 2, 32)
+    mask = torch.triu(torch.full((9, 9), float("-inf")), 1) if causal else None
+    calls = []
+    if attn.rotary is not None:
+        original = attn._rotated_qk
+        attn._rotated_qk = lambda q: calls.append(1) or original(q)
+    with torch.no_grad():
+        fast, _ = attn(x, x, x, attn_mask=mask, need_weights=False)
+        explicit, _ = attn(x, x, x, attn_mask=mask, need_weights=True)
+    with_grad, _ = attn(x, x, x, attn_mask=mask, need_weights=False)
+    assert calls == ([1] if attn.rotary is not None else [])
+    torch.testing.assert_close(fast, explicit, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(fast, with_grad.detach(), rtol=1e-6, atol=1e-7)
+
+
+def test_future_mask_check_follows_the_buffer_not_the_view():
+    """fairseq hands each layer a fresh [:T, :T] view of its buffered future mask: the verdict
+    is reused across such views, and an in-place edit of the buffer is still seen."""
+    from fairseq_relpos.modules.relative_attention import _is_future_mask
+
+    buffer = torch.triu(torch.full((8, 8), float("-inf")), 1)
+    assert _is_future_mask(buffer[:6, :6], 6, 6)
+    with mock.patch.object(torch, "equal", side_effect=AssertionError("checked again")):
+        assert _is_future_mask(buffer[:6, :6], 6, 6)
+    assert _is_future_mask(buffer[:5, :5], 5, 5)
+    buffer[0, 3] = 0.0
+    assert not _is_future_mask(buffer[:5, :5], 5, 5)
+    buffer[0, 3] = float("-inf")
+    assert _is_future_mask(buffer[:5, :5], 5, 5)
+    buffer[1, 0] = 1.0  # a bias below the diagonal is not a pure future mask
+    assert not _is_future_mask(buffer[:5, :5], 5, 5)
+    assert not _is_future_mask(torch.zeros(5, 5), 5, 5)

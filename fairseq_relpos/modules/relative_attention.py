@@ -66,14 +66,22 @@ class RelativeSelfAttention(MultiheadAttention):
         def split_heads(x):
             return x.view(-1, bsz, self.num_heads, self.head_dim).permute(1, 2, 0, 3)
 
-        q = split_heads(self.q_proj(query))
-        k = split_heads(self.k_proj(query))
-        v = split_heads(self.v_proj(query))
-
         saved = self._get_input_buffer(incremental_state) if incremental_state is not None else None
         offset = saved["prev_key"].size(2) if saved and saved.get("prev_key") is not None else 0
-        if self.rotary is not None:
-            q, k = self.rotary(q, offset), self.rotary(k, offset)
+        whole = incremental_state is None and not need_weights
+        causal = attn_mask is not None and offset == 0 and _is_future_mask(attn_mask, tgt_len, tgt_len)
+        # ALiBi over a whole sequence attends over reversed keys (see _sdpa_mask): projecting
+        # the reversed input gives them with one flip instead of a flip of k and one of v
+        # (every large op is a fork/join of the thread team: benchmarks/README.md).
+        reversed_kv = whole and self._alibi_strided(tgt_len, attn_mask, key_padding_mask, causal)
+        kv_input = query.flip(0) if reversed_kv else query
+        if whole and self.rotary is not None and self._can_project_into(query):
+            q, k = self._rotated_qk(query)
+        else:
+            q, k = split_heads(self.q_proj(query)), split_heads(self.k_proj(kv_input))
+            if self.rotary is not None:
+                q, k = self.rotary(q, offset), self.rotary(k, offset)
+        v = split_heads(self.v_proj(kv_input))
         if saved is not None:
             if offset:
                 k = _append(saved["prev_key"], k)
@@ -94,7 +102,6 @@ class RelativeSelfAttention(MultiheadAttention):
         src_len = k.size(2)
         if key_padding_mask is not None:
             key_padding_mask = key_padding_mask.to(torch.bool)
-        causal = attn_mask is not None and offset == 0 and _is_future_mask(attn_mask, tgt_len, src_len)
         # A single query (a decoding step) is cheaper on CPU as two matmuls than through the
         # fused kernel, whose tiling is made for many queries (benchmarks/README.md).
         if need_weights or (tgt_len == 1 and q.device.type == "cpu"):
@@ -106,7 +113,7 @@ class RelativeSelfAttention(MultiheadAttention):
             out = torch.matmul(self.dropout_module(probs), v)
         else:
             mask, is_causal, flip = self._sdpa_mask(q, src_len, offset, attn_mask, key_padding_mask, causal)
-            if flip:
+            if flip and not reversed_kv:
                 k, v = k.flip(2), v.flip(2)
             dropout = self.training or self.dropout_module.apply_during_inference
             out = F.scaled_dot_product_attention(
@@ -124,7 +131,7 @@ class RelativeSelfAttention(MultiheadAttention):
         form that keeps fairseq's semantics. Boolean masks there mean "may attend"."""
         tgt_len = q.size(2)
         if self.alibi is not None:
-            if key_padding_mask is None and (attn_mask is None or causal) and tgt_len > 1:
+            if self._alibi_strided(tgt_len, attn_mask, key_padding_mask, causal):
                 # The bias depends on i - j only: over reversed keys it is a strided view.
                 return self.alibi.strided_bias(tgt_len, src_len, offset, q.device, q.dtype, mask_future=causal), False, True
             return self._dense_mask(q, src_len, offset, attn_mask, key_padding_mask), False, False
@@ -141,6 +148,34 @@ class RelativeSelfAttention(MultiheadAttention):
             future = torch.ones(tgt_len, src_len, dtype=torch.bool, device=q.device).triu_(1)
             return keep & ~future, False, False
         return _as_additive(attn_mask, q.dtype) + _as_additive(~keep, q.dtype), False, False
+
+    def _alibi_strided(self, tgt_len, attn_mask, key_padding_mask, causal) -> bool:
+        """Whether attention takes the ALiBi bias as a strided view over reversed keys."""
+        return (self.alibi is not None and key_padding_mask is None and (attn_mask is None or causal)
+                and tgt_len > 1)
+
+    def _can_project_into(self, query) -> bool:
+        """Whether q and k may be computed by ``addmm(out=...)`` exactly as their modules would:
+        plain ``nn.Linear`` with a bias and no hooks (LoRA layers, minLoRA parametrizations and
+        quant-noise hooks are not), no autograd (``out=`` has none), and a contiguous input,
+        which ``F.linear`` also flattens into one ``addmm``."""
+        return (not torch.is_grad_enabled() and query.is_contiguous()
+                and all(type(m) is torch.nn.Linear and m.bias is not None
+                        and not m._forward_hooks and not m._forward_pre_hooks
+                        for m in (self.q_proj, self.k_proj)))
+
+    def _rotated_qk(self, query) -> Tuple[Tensor, Tensor]:
+        """Rotated q and k of a whole sequence, projected side by side into one buffer and
+        rotated by one call. With several threads every large op is a fork/join of the thread
+        team, and on a loaded machine each can wait for a descheduled thread: one rotation
+        instead of two per layer (benchmarks/README.md, "Long documents with 2 threads")."""
+        x = query.reshape(-1, query.size(-1))
+        qk = query.new_empty((2,) + x.shape)
+        torch.addmm(self.q_proj.bias, x, self.q_proj.weight.t(), out=qk[0])
+        torch.addmm(self.k_proj.bias, x, self.k_proj.weight.t(), out=qk[1])
+        tgt_len, bsz = query.shape[:2]
+        qk = self.rotary(qk.view(2, tgt_len, bsz, self.num_heads, self.head_dim).permute(0, 2, 3, 1, 4))
+        return qk[0], qk[1]
 
     def _dense_mask(self, q, src_len, offset, attn_mask, key_padding_mask):
         """One additive float mask broadcastable to (B, H, T, S), always 4-D: fairseq's
@@ -203,25 +238,28 @@ def _as_additive(mask: Tensor, dtype) -> Tensor:
     return mask.to(dtype)
 
 
-_last_future_check: list = [None, -1, False]  # mask seen last, its version, verdict
+_last_future_check: list = [None, None, False]  # tensor holding the mask seen last, its key, verdict
 
 
 def _is_future_mask(mask: Tensor, tgt_len: int, src_len: int) -> bool:
     """Whether ``mask`` is fairseq's future mask (-inf, or True, strictly above the diagonal,
     0 / False elsewhere), so attention may use ``is_causal`` instead.
 
-    The decoder hands the same tensor to all its layers, so the O(T^2) check runs once per
-    forward pass; the tensor and its version counter are remembered, which catches in-place
-    edits, and holding the reference keeps its id from being reused."""
+    fairseq's decoder hands every layer, in every forward pass, a fresh ``[:T, :T]`` view of
+    one buffer it keeps, so the O(T^2) check is remembered by that buffer (held, so its memory
+    cannot be reused) and the view's place, shape, strides, dtype and version counter (shared
+    with the buffer, so any in-place edit is seen): it runs again only when the buffer changes."""
     if tgt_len != src_len or mask.dim() != 2 or mask.shape != (tgt_len, src_len):
         return False
-    last, version, verdict = _last_future_check
-    if last is mask and version == mask._version:
+    owner = mask if mask._base is None else mask._base
+    key = (mask.data_ptr(), mask.shape, mask.stride(), mask.dtype, mask._version)
+    last, last_key, verdict = _last_future_check
+    if last is owner and last_key == key:
         return verdict
     upper = torch.ones(tgt_len, src_len, dtype=torch.bool, device=mask.device).triu_(1)
     if mask.dtype == torch.bool:
         verdict = bool(torch.equal(mask, upper))
     else:
         verdict = bool(torch.equal(torch.isneginf(mask), upper)) and not bool(mask.masked_fill(upper, 0).any())
-    _last_future_check[:] = [mask, mask._version, verdict]
+    _last_future_check[:] = [owner, key, verdict]
     return verdict
