@@ -94,7 +94,7 @@ def test_convert_refusals_write_nothing(reversal_base, tmp_path, capsys):
     junk = work / "junk.pt"
     junk.write_text("hello\n")
     assert "junk.pt is not a fairseq checkpoint" in _refusal(capsys, work, "convert", "--pe", "rope", junk, work / "o.pt")
-    assert "need --pe rope" in _refusal(capsys, work, "convert", "--pe", "alibi", "--rope-theta", 1, base, work / "o.pt")
+    assert "need --pe rope" in _refusal(capsys, work, "convert", "--pe", "alibi", "--rope-theta", 500, base, work / "o.pt")
     assert "already has sinusoidal" in _refusal(capsys, work, "convert", "--pe", "sinusoidal", base, work / "o.pt")
     state = torch.load(base, weights_only=True)
     state["model"]["encoder.embed_positions.weight"] = torch.zeros(66, 32)

@@ -23,6 +23,7 @@ from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
 from ..models.checkpoint_surgery import position_kind, switch_positions
 from ..modules.alibi import MODES as ALIBI_MODES
 from ..modules.rotary import LAYOUTS, SCALINGS
+from ..position_options import argparse_type
 
 RELATIVE_DEFAULT_MAX_POSITIONS = 4096
 
@@ -33,16 +34,18 @@ def add_arguments(parser):
     parser.add_argument("--pe", required=True, choices=("rope", "alibi", "nope", "sinusoidal"),
                         help="positions of the converted model; without fine-tuning, a model "
                              "switched away from sinusoidal positions translates poorly")
-    parser.add_argument("--max-positions", type=int, metavar="N",
+    parser.add_argument("--max-positions", type=argparse_type("max_positions"), metavar="N",
                         help="max source and target positions saved in the config, which "
                              "fairseq uses to filter inputs (default: %d when leaving sinusoidal "
                              "positions, otherwise unchanged)" % RELATIVE_DEFAULT_MAX_POSITIONS)
-    parser.add_argument("--rope-theta", type=float, metavar="F", help="RoPE base wavelength (default 10000)")
-    parser.add_argument("--rope-fraction", type=float, metavar="F",
+    parser.add_argument("--rope-theta", type=argparse_type("rope_theta"), metavar="F",
+                        help="RoPE base wavelength (default 10000)")
+    parser.add_argument("--rope-fraction", type=argparse_type("rope_fraction"), metavar="F",
                         help="share of each head's dimension that is rotated (default 0.5)")
     parser.add_argument("--rope-layout", choices=LAYOUTS, help="rotated pairs (default interleaved)")
     parser.add_argument("--rope-scaling", choices=SCALINGS, help="position scaling (default none)")
-    parser.add_argument("--rope-scaling-factor", type=float, metavar="F", help="scaling factor (default 1)")
+    parser.add_argument("--rope-scaling-factor", type=argparse_type("rope_scaling_factor"), metavar="F",
+                        help="scaling factor (default 1)")
     parser.add_argument("--alibi-encoder", choices=[m for m in ALIBI_MODES if m != "causal"],
                         help="ALiBi bias in the encoder (default symmetric)")
     parser.add_argument("--keep-optimizer-state", action="store_true",
