@@ -287,3 +287,21 @@ def test_resume_reloads_exactly_what_was_saved(data, base, tmp_path):
     check = run("validate", data, "--path", ckpt, "--user-dir", PLUGIN, "--task", "translation",
                 "--max-tokens", "2000", "--num-workers", "0")
     assert valid_losses(check.stdout + check.stderr) == valid_losses(resumed)[-1:]
+
+
+def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp_path, capsys):
+    ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
+    out = tmp_path / "merged.pt"
+    out.write_bytes(b"precious")
+    assert cli.main(["merge", str(ckpt), str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert cli.main(["merge", "--force", str(ckpt), str(out)]) == 0
+    assert "model" in torch.load(out, map_location="cpu", weights_only=True)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    capsys.readouterr()
+    assert cli.main(["merge", "--force", "--adapters-only", str(ckpt), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "folder is a directory" in err and len(err.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["folder", "merged.pt"]
+

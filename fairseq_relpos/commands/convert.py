@@ -17,9 +17,8 @@ the quality of the original.
 The optimizer state is dropped (it doubles the file and a switched model is fine-tuned with a
 fresh optimizer); --keep-optimizer-state keeps it for resuming exactly.
 """
-import os
-
 from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
+from ..files import check_output
 from ..models.checkpoint_surgery import position_kind, switch_positions
 from ..modules.alibi import MODES as ALIBI_MODES
 from ..modules.rotary import LAYOUTS, SCALINGS
@@ -54,12 +53,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    if os.path.exists(args.output):
-        if os.path.exists(args.input) and os.path.samefile(args.input, args.output):
-            raise FileExistsError(f"refusing to overwrite the input checkpoint {args.input}; "
-                                  "write the converted model to another file")
-        if not args.force:
-            raise FileExistsError(f"{args.output} exists; pass --force to replace it")
+    check_output(args.output, force=args.force, inputs=[args.input])
     if args.pe == "sinusoidal":
         given = [o for o in ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
                              "rope_scaling_factor", "alibi_encoder") if getattr(args, o) is not None]
