@@ -2,6 +2,7 @@
 
 Unit parts build models in-process; round trips run the real fairseq CLIs on a tiny corpus.
 """
+import json
 import os
 import re
 
@@ -156,6 +157,16 @@ def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
         build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
 
 
+def test_relative_adapters_on_a_sinusoidal_base_say_how_to_switch_it(dicts, tmp_path):
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
+    path = tmp_path / "adapters.pt"
+    torch.save(lora.adapters_payload(model.state_dict(), model.lora_spec, cfg.model.arch), path)
+    with pytest.raises(ValueError, match="architecture transformer_rope vs transformer") as refused:
+        build(dicts, "transformer", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
+    assert "fairseq-relpos convert --pe rope BASE.pt" in str(refused.value)
+    assert "--arch transformer_rope" in str(refused.value)
+
+
 # ---------------------------------------------------------------- real fairseq CLIs
 
 @pytest.fixture(scope="module")
@@ -305,3 +316,34 @@ def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp
     assert "folder is a directory" in err and len(err.strip().splitlines()) == 1
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["folder", "merged.pt"]
 
+
+@pytest.mark.parametrize("pe", ["alibi", "sinusoidal"])
+def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_runs, tmp_path, pe):
+    """convert then load (no --task, as fairseq-generate does) gives the model that merge then
+    convert gives."""
+    ckpt = lora_runs("minlora")[0] / "checkpoint_last.pt"
+    converted, merged, merged_converted = tmp_path / "c.pt", tmp_path / "m.pt", tmp_path / "mc.pt"
+    assert cli.main(["convert", "--pe", pe, str(ckpt), str(converted)]) == 0
+    model, task = load(converted)
+    assert model.lora_spec["style"] == "minlora"
+    assert cli.main(["merge", str(ckpt), str(merged)]) == 0
+    assert cli.main(["convert", "--pe", pe, str(merged), str(merged_converted)]) == 0
+    torch.testing.assert_close(teacher_forced(model, task), teacher_forced(*load(merged_converted)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_inspect_counts_tied_adapters_once_as_training_does(data, tmp_path, capsys):
+    """minLoRA on tied decoder embeddings and output projection: one adapter, two state-dict keys."""
+    train(data, tmp_path / "base", "transformer_rope", "--share-decoder-input-output-embed", updates=2)
+    log = train(data, tmp_path / "lora", "transformer_rope", "--task", "translation_lora", "--lora-style", "minlora",
+                "--lora-targets", "all-linear,embed_tokens", "--finetune-from-model",
+                tmp_path / "base" / "checkpoint_last.pt", updates=2).stdout
+    trained, total = (int(n.replace(",", "")) for n in
+                      re.search(r"trainable parameters ([\d,]+) of ([\d,]+)", log).groups())
+    ckpt = tmp_path / "lora" / "checkpoint_last.pt"
+    state = model_state(ckpt)
+    tied = [k for k in state if k.endswith("weight.0.lora_A") and ("embed_tokens" in k or "output_projection" in k)]
+    assert len(tied) == 3 and state[tied[1]].data_ptr() == state[tied[2]].data_ptr()  # shared, saved once
+    assert cli.main(["inspect", "--json", str(ckpt)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["adapters"]["parameters"] == trained and info["parameters"] == total
