@@ -319,12 +319,16 @@ def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp
 
 @pytest.mark.parametrize("pe", ["alibi", "sinusoidal"])
 def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_runs, tmp_path, pe):
-    """convert then load (no --task, as fairseq-generate does) gives the model that merge then
-    convert gives."""
+    """convert then load under plain --task translation (fairseq-generate's default) gives the
+    model that merge then convert gives."""
     ckpt = lora_runs("minlora")[0] / "checkpoint_last.pt"
     converted, merged, merged_converted = tmp_path / "c.pt", tmp_path / "m.pt", tmp_path / "mc.pt"
     assert cli.main(["convert", "--pe", pe, str(ckpt), str(converted)]) == 0
-    model, task = load(converted)
+    task_cfg = torch.load(converted, map_location="cpu", weights_only=True)["cfg"]["task"]
+    plain = tasks.setup_task(OmegaConf.create(
+        {**{k: v for k, v in task_cfg.items() if not k.startswith("lora_")}, "_name": "translation"}))
+    assert type(plain) is TranslationTask
+    model, task = load(converted, task=plain)
     assert model.lora_spec["style"] == "minlora"
     assert cli.main(["merge", str(ckpt), str(merged)]) == 0
     assert cli.main(["convert", "--pe", pe, str(merged), str(merged_converted)]) == 0
