@@ -11,7 +11,6 @@
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 W=${1:-work/quickstart}
-PLUGIN=fairseq_relpos
 BASE_UPDATES=${BASE_UPDATES:-1500}
 SWITCH_UPDATES=${SWITCH_UPDATES:-600}
 command -v fairseq-train >/dev/null || { echo "fairseq-train not found: run 'bash scripts/bootstrap.sh && . .venv/bin/activate' first" >&2; exit 2; }
@@ -19,6 +18,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
 mkdir -p "$W"
 LOG="$W/log"
 : > "$LOG"
+PLUGIN=$(fairseq-relpos user-dir 2>> "$LOG")  # --user-dir from any folder
 trap 'echo "quickstart failed; the last lines of $LOG:" >&2; tail -n 20 "$LOG" >&2' ERR
 DOCS=${DOCS:-"test-doc2 test-doc4 test-doc8 test-doc16 test-doc32"}
 
@@ -43,7 +43,7 @@ COMMON=(--optimizer adam --adam-betas '(0.9,0.98)' --lr-scheduler inverse_sqrt -
         --no-epoch-checkpoints --log-format simple --log-interval 100 --seed 1 --num-workers 0)
 
 echo "== 2. sinusoidal base on sentences ($BASE_UPDATES updates)"
-[ -f "$W/base/checkpoint_last.pt" ] || fairseq-train "$W/bin" --user-dir $PLUGIN --arch transformer \
+[ -f "$W/base/checkpoint_last.pt" ] || fairseq-train "$W/bin" --user-dir "$PLUGIN" --arch transformer \
     --encoder-layers 3 --decoder-layers 3 --encoder-embed-dim 128 --decoder-embed-dim 128 \
     --encoder-ffn-embed-dim 256 --decoder-ffn-embed-dim 256 --encoder-attention-heads 4 \
     --decoder-attention-heads 4 --share-all-embeddings --activation-fn gelu \
@@ -51,7 +51,7 @@ echo "== 2. sinusoidal base on sentences ($BASE_UPDATES updates)"
     "${COMMON[@]}" --lr 0.002 --max-update "$BASE_UPDATES" --save-dir "$W/base" 2>> "$LOG" | { grep -E "\| (train|valid) \|" || true; }
 
 echo "== 3. switch to RoPE with minLoRA, sentences + documents ($SWITCH_UPDATES updates; shape read from the base)"
-[ -f "$W/rope/checkpoint_last.pt" ] || fairseq-train "$W/bin-switch" --user-dir $PLUGIN \
+[ -f "$W/rope/checkpoint_last.pt" ] || fairseq-train "$W/bin-switch" --user-dir "$PLUGIN" \
     --arch transformer_rope --finetune-from-model "$W/base/checkpoint_last.pt" \
     --task translation_lora --lora-style minlora --lora-rank 8 \
     --max-source-positions 1024 --max-target-positions 1024 \
@@ -62,7 +62,7 @@ echo "== 4. decode documents (up to ~390 tokens; the base saw at most 20) and sc
 # The sinusoidal base saved a 256-token limit; --model-overrides lifts it (its sinusoids extend
 # to any length). Relative models take the limit from the command line anyway.
 decode() {  # MODEL SUBSET OUT
-    fairseq-generate "$W/bin" --user-dir $PLUGIN --task translation_doc --path "$1" --gen-subset "$2" \
+    fairseq-generate "$W/bin" --user-dir "$PLUGIN" --task translation_doc --path "$1" --gen-subset "$2" \
         --beam 4 --batch-size 16 --max-len-a 1.2 --max-len-b 10 \
         --max-source-positions 1024 --max-target-positions 1024 \
         --model-overrides "{'max_source_positions': 1024, 'max_target_positions': 1024}" > "$3" 2> "$3.log"

@@ -31,9 +31,16 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
-    except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as err:
-        print(f"fairseq-relpos {args.command}: error: {err}", file=sys.stderr)
+    except (OSError, ValueError, RuntimeError) as err:  # OSError: unreadable or unwritable files
+        print(f"fairseq-relpos {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+
+
+def _one_line(err):
+    """The error without Python's "[Errno 13]" prefix: "Permission denied: OUT"."""
+    if isinstance(err, OSError) and err.strerror and err.filename:
+        return f"{err.strerror}: {err.filename}"
+    return str(err)
 
 
 if __name__ == "__main__":

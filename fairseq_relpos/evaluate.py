@@ -11,11 +11,11 @@ from collections import defaultdict
 from sacrebleu.metrics import CHRF
 
 from .documents import split_tags
+from .files import text_lines
 
 
 def read_lines(path):
-    with open(path, encoding="utf-8") as f:
-        return [line.rstrip("\n") for line in f]
+    return [line.rstrip("\n") for line in text_lines(path)]
 
 
 def read_generate(path, references=True):

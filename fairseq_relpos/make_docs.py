@@ -16,6 +16,7 @@ from itertools import zip_longest
 from pathlib import Path
 
 from .documents import join_source, join_target, split_tags
+from .files import check_output, text_lines
 
 
 @dataclass
@@ -83,7 +84,7 @@ def read_sentences(src_path, tgt_path, ids_path, tagged):
     for p in paths:
         if not Path(p).is_file():
             raise FileNotFoundError(f"{p} does not exist")
-    files = [open(p, encoding="utf-8") for p in paths]
+    files = [text_lines(p) for p in paths]
     try:
         for number, lines in enumerate(zip_longest(*files), start=1):
             if None in lines:
@@ -123,7 +124,13 @@ class Writer:
     def __init__(self, out_paths, separator, count, tags_tokens):
         self.paths = [Path(p) for p in out_paths]
         self.tmp = [p.with_name(p.name + ".tmp") for p in self.paths]
-        self.files = [open(p, "w", encoding="utf-8", newline="\n") for p in self.tmp]
+        self.files = []
+        try:
+            for tmp in self.tmp:
+                self.files.append(open(tmp, "w", encoding="utf-8", newline="\n"))
+        except BaseException:
+            self.close(keep=False)
+            raise
         self.separator = separator
         self.separator_tokens = count(separator)
         self.tags_tokens = tags_tokens
@@ -166,13 +173,15 @@ def make_documents(src_path, tgt_path, out_src, out_tgt, out_lines, budget, ids_
         raise ValueError(f"overlap must be >= 0 sentences, not {overlap}")
     if pairs is not None and not tagged:
         raise ValueError("a pairs filter needs language tags (it cannot be used with untagged text)")
+    if "\n" in separator or "\r" in separator:
+        raise ValueError("--separator must not contain a line break: it would split documents over "
+                         "several lines, out of step with OUT.lines")
     outs = [Path(p) for p in (out_src, out_tgt, out_lines)]
     ins = {Path(p).resolve() for p in (src_path, tgt_path, ids_path) if p is not None}
     if len(set(outs)) < 3 or any(p.resolve() in ins for p in outs):
         raise ValueError("output paths must differ from each other and from the inputs")
     for p in outs:
-        if not p.parent.is_dir():
-            raise FileNotFoundError(f"output directory {p.parent} does not exist")
+        check_output(p)
 
     count = TokenCounter(spm_model)
     rng = random.Random(seed)

@@ -87,14 +87,14 @@ def test_convert_refusals_write_nothing(reversal_base, tmp_path, capsys):
     alias = work / "alias.pt"
     alias.symlink_to(rope)
     err = _refusal(capsys, work, "convert", "--pe", "alibi", "--force", rope, alias)
-    assert "refusing to overwrite the input checkpoint" in err
+    assert "refusing to overwrite the input" in err
     assert rope.read_bytes() == stamp
     assert "exists; pass --force" in _refusal(capsys, work, "convert", "--pe", "alibi", base, rope)
     assert "no such checkpoint" in _refusal(capsys, work, "convert", "--pe", "rope", work / "gone.pt", work / "o.pt")
     junk = work / "junk.pt"
     junk.write_text("hello\n")
     assert "junk.pt is not a fairseq checkpoint" in _refusal(capsys, work, "convert", "--pe", "rope", junk, work / "o.pt")
-    assert "need --pe rope" in _refusal(capsys, work, "convert", "--pe", "alibi", "--rope-theta", 1, base, work / "o.pt")
+    assert "need --pe rope" in _refusal(capsys, work, "convert", "--pe", "alibi", "--rope-theta", 500, base, work / "o.pt")
     assert "already has sinusoidal" in _refusal(capsys, work, "convert", "--pe", "sinusoidal", base, work / "o.pt")
     state = torch.load(base, weights_only=True)
     state["model"]["encoder.embed_positions.weight"] = torch.zeros(66, 32)
@@ -111,9 +111,24 @@ def test_a_failed_write_leaves_no_partial_file(reversal_base, tmp_path, monkeypa
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    with pytest.raises(OSError):
-        relpos("convert", "--pe", "rope", base, tmp_path / "out.pt")
+    assert relpos("convert", "--pe", "rope", base, tmp_path / "out.pt") == 2
+    assert capsys.readouterr().err.strip() == "fairseq-relpos convert: error: No space left on device"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_that_cannot_be_written_are_one_line_and_nothing_is_written(reversal_base, tmp_path, capsys):
+    """A directory as OUT (even with --force) or OUT under a regular file (fails for root too,
+    unlike a read-only folder)."""
+    _, base, _ = reversal_base
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "keep").write_text("x")
+    err = _refusal(capsys, tmp_path, "convert", "--pe", "rope", "--force", base, folder)
+    assert "folder is a directory" in err and len(err.strip().splitlines()) == 1
+    assert [p.name for p in folder.iterdir()] == ["keep"]
+    (tmp_path / "f").write_text("x")
+    err = _refusal(capsys, tmp_path, "convert", "--pe", "rope", base, tmp_path / "f" / "out.pt")
+    assert "f is a file, not a folder" in err and len(err.strip().splitlines()) == 1
 
 
 def test_inspect_describes_a_stock_checkpoint(reversal_base, tmp_path, capsys):

@@ -110,3 +110,30 @@ def test_references_from_a_file_need_no_t_lines(tmp_path):
     assert cli.main(["evaluate", "--generate", str(path), "--ref", str(write(tmp_path / "ref", refs)),
                      "--json", str(tmp_path / "j")]) == 0
     assert json.loads((tmp_path / "j").read_text())["overall"]["chrf++"] == chrfpp(hyps, refs)
+
+
+def test_a_byte_that_is_not_utf8_names_file_and_line(tmp_path, capsys):
+    srcs, hyps, refs = sample()
+    ref = write(tmp_path / "ref", refs)
+    hyp = tmp_path / "hyp"
+    hyp.write_bytes("".join(h + "\n" for h in hyps[:6]).encode() + b"\xff\xfe\n" + b"x\n" * (len(refs) - 7))
+    assert cli.main(["evaluate", "--hyp", str(hyp), "--ref", str(ref)]) == 2
+    captured = capsys.readouterr()
+    assert f"{hyp} line 7 is not UTF-8" in captured.err and captured.out == ""
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file"])
+def test_json_that_cannot_be_written_fails_before_the_table(tmp_path, capsys, where):
+    srcs, hyps, refs = sample()
+    hyp, ref = write(tmp_path / "hyp", hyps), write(tmp_path / "ref", refs)
+    target = tmp_path / "scores.json"
+    if where == "directory":
+        target.mkdir()
+    else:
+        (tmp_path / "f").write_text("x\n")
+        target = tmp_path / "f" / "scores.json"
+    before = sorted(tmp_path.rglob("*"))
+    assert cli.main(["evaluate", "--hyp", str(hyp), "--ref", str(ref), "--json", str(target)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured
+    assert sorted(tmp_path.rglob("*")) == before

@@ -2,6 +2,7 @@
 
 Unit parts build models in-process; round trips run the real fairseq CLIs on a tiny corpus.
 """
+import json
 import os
 import re
 
@@ -156,6 +157,16 @@ def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
         build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
 
 
+def test_relative_adapters_on_a_sinusoidal_base_say_how_to_switch_it(dicts, tmp_path):
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
+    path = tmp_path / "adapters.pt"
+    torch.save(lora.adapters_payload(model.state_dict(), model.lora_spec, cfg.model.arch), path)
+    with pytest.raises(ValueError, match="architecture transformer_rope vs transformer") as refused:
+        build(dicts, "transformer", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
+    assert "fairseq-relpos convert --pe rope BASE.pt" in str(refused.value)
+    assert "--arch transformer_rope" in str(refused.value)
+
+
 # ---------------------------------------------------------------- real fairseq CLIs
 
 @pytest.fixture(scope="module")
@@ -307,3 +318,56 @@ def test_validate_scores_every_sentence_under_either_task(data, lora_runs, tmp_p
     assert len(every) == 1
     for other in (loss(merged), loss(ckpt)):  # printed to 3 decimals; merging rounds by ~1e-6
         assert other == pytest.approx(every, abs=1.5e-3)
+
+
+def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp_path, capsys):
+    ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
+    out = tmp_path / "merged.pt"
+    out.write_bytes(b"precious")
+    assert cli.main(["merge", str(ckpt), str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err and out.read_bytes() == b"precious"
+    assert cli.main(["merge", "--force", str(ckpt), str(out)]) == 0
+    assert "model" in torch.load(out, map_location="cpu", weights_only=True)
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    capsys.readouterr()
+    assert cli.main(["merge", "--force", "--adapters-only", str(ckpt), str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "folder is a directory" in err and len(err.strip().splitlines()) == 1
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["folder", "merged.pt"]
+
+
+@pytest.mark.parametrize("pe", ["alibi", "sinusoidal"])
+def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_runs, tmp_path, pe):
+    """convert then load under plain --task translation (fairseq-generate's default) gives the
+    model that merge then convert gives."""
+    ckpt = lora_runs("minlora")[0] / "checkpoint_last.pt"
+    converted, merged, merged_converted = tmp_path / "c.pt", tmp_path / "m.pt", tmp_path / "mc.pt"
+    assert cli.main(["convert", "--pe", pe, str(ckpt), str(converted)]) == 0
+    task_cfg = torch.load(converted, map_location="cpu", weights_only=True)["cfg"]["task"]
+    plain = tasks.setup_task(OmegaConf.create(
+        {**{k: v for k, v in task_cfg.items() if not k.startswith("lora_")}, "_name": "translation"}))
+    assert type(plain) is TranslationTask
+    model, task = load(converted, task=plain)
+    assert model.lora_spec["style"] == "minlora"
+    assert cli.main(["merge", str(ckpt), str(merged)]) == 0
+    assert cli.main(["convert", "--pe", pe, str(merged), str(merged_converted)]) == 0
+    torch.testing.assert_close(teacher_forced(model, task), teacher_forced(*load(merged_converted)),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_inspect_counts_tied_adapters_once_as_training_does(data, tmp_path, capsys):
+    """minLoRA on tied decoder embeddings and output projection: one adapter, two state-dict keys."""
+    train(data, tmp_path / "base", "transformer_rope", "--share-decoder-input-output-embed", updates=2)
+    log = train(data, tmp_path / "lora", "transformer_rope", "--task", "translation_lora", "--lora-style", "minlora",
+                "--lora-targets", "all-linear,embed_tokens", "--finetune-from-model",
+                tmp_path / "base" / "checkpoint_last.pt", updates=2).stdout
+    trained, total = (int(n.replace(",", "")) for n in
+                      re.search(r"trainable parameters ([\d,]+) of ([\d,]+)", log).groups())
+    ckpt = tmp_path / "lora" / "checkpoint_last.pt"
+    state = model_state(ckpt)
+    tied = [k for k in state if k.endswith("weight.0.lora_A") and ("embed_tokens" in k or "output_projection" in k)]
+    assert len(tied) == 3 and state[tied[1]].data_ptr() == state[tied[2]].data_ptr()  # shared, saved once
+    assert cli.main(["inspect", "--json", str(ckpt)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["adapters"]["parameters"] == trained and info["parameters"] == total

@@ -195,3 +195,41 @@ def test_cli_summary(tmp_path, capsys):
     assert cli.main(["make-docs", str(prefix), str(tmp_path / "out"), "--budget", "-1"]) == 2
     assert cli.main(["make-docs", str(prefix), str(prefix), "--budget", "5"]) == 2
     assert "error:" in capsys.readouterr().err
+
+
+def _refused(capsys, argv, folder):
+    """cli.main refuses with one line, exit 2, and leaves ``folder`` as it was."""
+    before = sorted(p.name for p in folder.iterdir())
+    assert cli.main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "error:" in err, err
+    assert sorted(p.name for p in folder.iterdir()) == before
+    return err
+
+
+def test_a_byte_that_is_not_utf8_names_file_and_line(tmp_path, capsys):
+    prefix, _, _ = corpus(tmp_path / "in")
+    data = open(f"{prefix}.tgt", "rb").read().split(b"\n")
+    data[4] = b"caf\xe9 " + data[4]  # latin-1, not UTF-8, on line 5
+    open(f"{prefix}.tgt", "wb").write(b"\n".join(data))
+    err = _refused(capsys, ["make-docs", prefix, tmp_path / "out", "--budget", 20], tmp_path)
+    assert f"{prefix}.tgt line 5 is not UTF-8" in err and "0xe9" in err
+
+
+def test_a_separator_with_a_line_break_is_refused(tmp_path, capsys):
+    prefix, _, _ = corpus(tmp_path / "in")
+    for separator in ("\n", " \r "):
+        err = _refused(capsys, ["make-docs", prefix, tmp_path / "out", "--budget", 20, "--separator", separator],
+                       tmp_path)
+        assert "--separator" in err
+
+
+def test_outputs_that_cannot_be_written_are_refused_before_anything_is(tmp_path, capsys):
+    prefix, _, _ = corpus(tmp_path / "in")
+    (tmp_path / "a_file").write_text("x\n")
+    err = _refused(capsys, ["make-docs", prefix, tmp_path / "a_file" / "out", "--budget", 20], tmp_path)
+    assert "a_file is a file, not a folder" in err
+    (tmp_path / "out.tgt").mkdir()  # the second output is a directory: not even OUT.src is written
+    err = _refused(capsys, ["make-docs", prefix, tmp_path / "out", "--budget", 20], tmp_path)
+    assert "out.tgt is a directory" in err
+    assert list((tmp_path / "out.tgt").iterdir()) == []

@@ -119,3 +119,12 @@ def test_sentencepiece_keeps_tags_and_is_deterministic(corpus, tmp_path):
     assert [other.id_to_piece(i) for i in range(len(other))] == [sp.id_to_piece(i) for i in range(len(sp))]
     for path in (corpus.root / "spm").iterdir():  # the model file names its directory; the pieces agree
         assert path.read_bytes() == (again.root / "spm" / path.name).read_bytes()
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line(tmp_path, capsys):
+    (tmp_path / "f").write_text("x\n")
+    for outdir in (tmp_path / "f", tmp_path / "f" / "toy"):
+        assert cli.main(["toy-corpus", str(outdir), "--train-sentences", "5"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and "f is a file, not a folder" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]

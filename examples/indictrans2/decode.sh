@@ -24,7 +24,7 @@ die() { echo "decode.sh: $*" >&2; exit 2; }
 [ -f "$DATA/dict.SRC.txt" ] || die "$DATA is not prepare.sh output (no dict.SRC.txt)"
 ls "$DATA/$SUBSET".SRC-TGT.SRC.* >/dev/null 2>&1 || die "no subset '$SUBSET' in $DATA"
 command -v fairseq-generate >/dev/null || die "fairseq-generate not found: activate the environment first"
-PLUGIN=$(python -c 'import fairseq_relpos, os; print(os.path.dirname(fairseq_relpos.__file__))')
+PLUGIN=$(fairseq-relpos user-dir)
 
 mkdir -p "$(dirname "$OUT")"
 fairseq-generate "$DATA" --user-dir "$PLUGIN" --task translation_doc --path "$CKPT" \

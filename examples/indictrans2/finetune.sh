@@ -38,7 +38,7 @@ CKPT=$IT2/model/checkpoint_best.pt
 [ -f "$DATA/dict.SRC.txt" ] && [ -f "$DATA/dict.TGT.txt" ] \
     || die "$DATA is not prepare.sh output (no dict.SRC.txt / dict.TGT.txt)"
 command -v fairseq-train >/dev/null || die "fairseq-train not found: activate the environment first"
-PLUGIN=$(python -c 'import fairseq_relpos, os; print(os.path.dirname(fairseq_relpos.__file__))')
+PLUGIN=$(fairseq-relpos user-dir)
 
 mkdir -p "$SAVE"
 fairseq-train "$DATA" --user-dir "$PLUGIN" "${TASK[@]}" --source-lang SRC --target-lang TGT \

@@ -17,12 +17,12 @@ the quality of the original.
 The optimizer state is dropped (it doubles the file and a switched model is fine-tuned with a
 fresh optimizer); --keep-optimizer-state keeps it for resuming exactly.
 """
-import os
-
 from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
+from ..files import check_output
 from ..models.checkpoint_surgery import position_kind, switch_positions
 from ..modules.alibi import MODES as ALIBI_MODES
 from ..modules.rotary import LAYOUTS, SCALINGS
+from ..position_options import argparse_type
 
 RELATIVE_DEFAULT_MAX_POSITIONS = 4096
 
@@ -33,16 +33,18 @@ def add_arguments(parser):
     parser.add_argument("--pe", required=True, choices=("rope", "alibi", "nope", "sinusoidal"),
                         help="positions of the converted model; without fine-tuning, a model "
                              "switched away from sinusoidal positions translates poorly")
-    parser.add_argument("--max-positions", type=int, metavar="N",
+    parser.add_argument("--max-positions", type=argparse_type("max_positions"), metavar="N",
                         help="max source and target positions saved in the config, which "
                              "fairseq uses to filter inputs (default: %d when leaving sinusoidal "
                              "positions, otherwise unchanged)" % RELATIVE_DEFAULT_MAX_POSITIONS)
-    parser.add_argument("--rope-theta", type=float, metavar="F", help="RoPE base wavelength (default 10000)")
-    parser.add_argument("--rope-fraction", type=float, metavar="F",
+    parser.add_argument("--rope-theta", type=argparse_type("rope_theta"), metavar="F",
+                        help="RoPE base wavelength (default 10000)")
+    parser.add_argument("--rope-fraction", type=argparse_type("rope_fraction"), metavar="F",
                         help="share of each head's dimension that is rotated (default 0.5)")
     parser.add_argument("--rope-layout", choices=LAYOUTS, help="rotated pairs (default interleaved)")
     parser.add_argument("--rope-scaling", choices=SCALINGS, help="position scaling (default none)")
-    parser.add_argument("--rope-scaling-factor", type=float, metavar="F", help="scaling factor (default 1)")
+    parser.add_argument("--rope-scaling-factor", type=argparse_type("rope_scaling_factor"), metavar="F",
+                        help="scaling factor (default 1)")
     parser.add_argument("--alibi-encoder", choices=[m for m in ALIBI_MODES if m != "causal"],
                         help="ALiBi bias in the encoder (default symmetric)")
     parser.add_argument("--keep-optimizer-state", action="store_true",
@@ -51,12 +53,7 @@ def add_arguments(parser):
 
 
 def main(args):
-    if os.path.exists(args.output):
-        if os.path.exists(args.input) and os.path.samefile(args.input, args.output):
-            raise FileExistsError(f"refusing to overwrite the input checkpoint {args.input}; "
-                                  "write the converted model to another file")
-        if not args.force:
-            raise FileExistsError(f"{args.output} exists; pass --force to replace it")
+    check_output(args.output, force=args.force, inputs=[args.input])
     if args.pe == "sinusoidal":
         given = [o for o in ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
                              "rope_scaling_factor", "alibi_encoder") if getattr(args, o) is not None]

@@ -7,6 +7,7 @@ per-pair scores, read from the IndicTrans2 tags). Prints the sacrebleu signature
 import json
 
 from ..evaluate import evaluate, read_generate, read_lines, table
+from ..files import check_output
 
 
 def add_arguments(parser):
@@ -22,6 +23,8 @@ def add_arguments(parser):
 def main(args):
     if bool(args.generate) == bool(args.hyp):
         raise ValueError("give either --generate FILE or --hyp FILE --ref FILE")
+    if args.json:
+        check_output(args.json)  # before any work, so a failure never follows the printed table
     if args.generate:
         sources, hyps, refs = read_generate(args.generate, references=not args.ref)
         if args.ref:
@@ -33,8 +36,8 @@ def main(args):
     if args.src:
         sources = read_lines(args.src)
     report = evaluate(hyps, refs, sources)
-    print(table(report))
     if args.json:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump(report, f, indent=1)
             f.write("\n")
+    print(table(report))

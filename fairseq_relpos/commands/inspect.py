@@ -37,17 +37,14 @@ def _positions(args, weights):
     return out
 
 
-def _parameter_count(weights):
-    """Learned tensors, each counted once even where embeddings are shared."""
-    seen, total = set(), 0
+def _distinct(weights):
+    """Learned tensors, each once where several keys hold it (shared embeddings, an adapter on a
+    tied matrix), as training counts them."""
+    seen = {}
     for key, t in weights.items():
-        if not t.is_floating_point() or key.endswith((".version", "_float_tensor")):
-            continue
-        ident = (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape))
-        if ident not in seen:
-            seen.add(ident)
-            total += t.numel()
-    return total
+        if t.is_floating_point() and not key.endswith((".version", "_float_tensor")):
+            seen.setdefault((t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)), t)
+    return list(seen.values())
 
 
 def describe(path):
@@ -70,7 +67,7 @@ def describe(path):
         }
     src = _shape(weights, "encoder.embed_tokens.weight", 0)
     tgt = _shape(weights, "decoder.embed_tokens.weight", 0)
-    lora = [k for k in weights if "lora" in k.lower()]
+    lora = _distinct({k: t for k, t in weights.items() if "lora" in k.lower()})
     return {
         "file": path,
         "architecture": arch,
@@ -80,10 +77,10 @@ def describe(path):
                        activation_fn=args.get("activation_fn"),
                        share_all_embeddings=bool(args.get("share_all_embeddings")),
                        share_decoder_input_output_embed=bool(args.get("share_decoder_input_output_embed"))),
-        "parameters": _parameter_count(weights),
+        "parameters": sum(t.numel() for t in _distinct(weights)),
         "dictionaries": {"source": src, "target": tgt,
                          "joined": bool(args.get("share_all_embeddings")) or None},
-        "adapters": {"tensors": len(lora), "parameters": sum(weights[k].numel() for k in lora)} if lora else None,
+        "adapters": {"tensors": len(lora), "parameters": sum(t.numel() for t in lora)} if lora else None,
         "fairseq_version": state.get("fairseq_version") or (cfg.get("common") or {}).get("fairseq_version"),
         "task": {"name": task_name or args.get("task"),
                  "source_lang": (task.get("source_lang") if task_name else None) or args.get("source_lang"),

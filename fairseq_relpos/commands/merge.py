@@ -7,22 +7,21 @@ state is dropped: it belonged to the adapters. With --adapters-only OUT holds ju
 (adapters, and biases/LayerNorms if they trained) and what identifies the base; apply it with
 ``--task translation_lora --lora-adapters OUT`` on that base.
 """
-import os
-
 from ..checkpoint_io import read_checkpoint, write_checkpoint
+from ..files import check_output
 from ..lora import adapters_payload, merged_state
 
 
 def add_arguments(parser):
     parser.add_argument("input", metavar="IN", help="checkpoint saved by --task translation_lora")
-    parser.add_argument("output", metavar="OUT", help="file to write (never IN)")
+    parser.add_argument("output", metavar="OUT", help="file to write (never IN; an existing file only with --force)")
     parser.add_argument("--adapters-only", action="store_true",
                         help="write only the adapters (a small file for --lora-adapters), not a merged model")
+    parser.add_argument("--force", action="store_true", help="replace OUT if it exists (as convert does)")
 
 
 def main(args):
-    if os.path.exists(args.output) and os.path.exists(args.input) and os.path.samefile(args.input, args.output):
-        raise ValueError(f"refusing to overwrite the input checkpoint {args.input}; choose another OUT")
+    check_output(args.output, force=args.force, inputs=[args.input])
     state = read_checkpoint(args.input)
     cfg = state.get("cfg")
     model_cfg = cfg["model"] if cfg else None

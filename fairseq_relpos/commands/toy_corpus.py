@@ -4,6 +4,7 @@ One source language (eng_Toyl) into four toy languages with their own words and 
 sentence-level train/valid/test, document training data for some languages only, and
 document test sets of 2 to 32 sentences (see fairseq_relpos.toydata). Same options, same bytes.
 """
+from ..files import check_folder
 from ..toydata import TARGETS, train_sentencepiece, write_toy_corpus
 
 
@@ -25,6 +26,7 @@ def add_arguments(parser):
 def main(args):
     if args.sentencepiece is not None and args.sentencepiece < 10:
         raise ValueError("--sentencepiece needs a vocabulary size of at least 10")
+    check_folder(args.outdir)
     corpus = write_toy_corpus(args.outdir, seed=args.seed, targets=args.targets,
                               doc_targets=args.doc_targets, train_sentences=args.train_sentences)
     for split, lines in corpus.splits.items():

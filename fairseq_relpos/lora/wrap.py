@@ -9,6 +9,7 @@ from collections import OrderedDict
 
 from torch import nn
 
+from ..models.relative_transformer import POSITIONS
 from . import loralib_layers, minlora
 from .spec import ALL_LINEAR, describe
 
@@ -185,7 +186,18 @@ def check_same_base(payload, arch, base_shapes, path):
     problems += [f"{k} not in the adapters' base" for k in ours if k not in theirs][:5]
     problems += [f"{k}: {theirs[k]} vs {ours[k]}" for k in theirs if k in ours and theirs[k] != ours[k]][:5]
     if problems:
-        raise ValueError(f"{path} was made for a different base model:\n  " + "\n  ".join(problems))
+        raise ValueError(f"{path} was made for a different base model:\n  " + "\n  ".join(problems)
+                         + _switch_advice(payload["arch"], arch))
+
+
+def _switch_advice(theirs, ours):
+    """How to give a base the relative positions the adapters were trained with."""
+    pe = next((p for p in POSITIONS if theirs == f"transformer_{p}"), None)
+    if pe is None or ours == theirs:
+        return ""
+    return (f"\nthe adapters were trained with {pe} positions: switch the base to them first, with "
+            f"`fairseq-relpos convert --pe {pe} BASE.pt BASE-{pe}.pt` to decode (--path BASE-{pe}.pt), "
+            f"or --arch {theirs} to fine-tune")
 
 
 def load_adapters(model, payload, arch, path):

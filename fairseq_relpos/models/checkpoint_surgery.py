@@ -87,12 +87,16 @@ def position_kind(args, weights=()):
 def switch_positions(state, positions, options, max_positions=None):
     """Rewrite a loaded checkpoint in place to ``positions`` ('rope', 'alibi', 'nope' or
     'sinusoidal'). ``options`` are relative-position options to set (None = keep the
-    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers."""
+    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers. A LoRA
+    checkpoint keeps its adapters, their spec and the model name that re-wraps them
+    (``lora.rebuild``); only ``arch`` changes, so it still loads without --task."""
     from argparse import Namespace
     from .relative_transformer import relative_architecture
 
     from ..checkpoint_io import model_args
+    from ..lora import rebuild
     args = model_args(state)
+    adapted = args.get("_name") == rebuild.NAME
     current = position_kind(args, state["model"])
     if current == "learned":
         raise CheckpointMismatchError("the checkpoint has learned positional embeddings; only "
@@ -102,7 +106,8 @@ def switch_positions(state, positions, options, max_positions=None):
             raise ValueError("the checkpoint already has sinusoidal positions")
         for key in RELATIVE_OPTIONS:
             args.pop(key, None)
-        args.update(_name="transformer", arch="transformer", no_token_positional_embeddings=False)
+        args.update(_name=rebuild.NAME if adapted else "transformer", arch="transformer",
+                    no_token_positional_embeddings=False)
     else:
         drop_absolute_positions(state["model"])
         new = Namespace(**args)
@@ -113,7 +118,8 @@ def switch_positions(state, positions, options, max_positions=None):
         relative_architecture(new)
         args.clear()
         # fairseq keys cfg.model._name by architecture, not by model.
-        args.update(vars(new), _name=f"transformer_{positions}", arch=f"transformer_{positions}")
+        args.update(vars(new), _name=rebuild.NAME if adapted else f"transformer_{positions}",
+                    arch=f"transformer_{positions}")
     if max_positions is not None:
         task = state["cfg"].get("task") if isinstance(state.get("cfg"), dict) else None
         for where in (args, task):

@@ -9,6 +9,7 @@ these models by name (see ``checkpoint_surgery``).
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.transformer import TransformerModel, base_architecture
 
+from .. import position_options
 from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
 from ..modules.alibi import MODES as ALIBI_MODES
 from ..modules.rotary import LAYOUTS, SCALINGS
@@ -23,9 +24,9 @@ class RelativeTransformerModel(TransformerModel):
     @staticmethod
     def add_args(parser):
         TransformerModel.add_args(parser)
-        parser.add_argument("--rope-theta", type=float, metavar="F",
+        parser.add_argument("--rope-theta", type=position_options.argparse_type("rope_theta"), metavar="F",
                             help="RoPE base wavelength (default 10000)")
-        parser.add_argument("--rope-fraction", type=float, metavar="F",
+        parser.add_argument("--rope-fraction", type=position_options.argparse_type("rope_fraction"), metavar="F",
                             help="share of each head's dimension that is rotated (default 0.5, "
                                  "as in the authors' fork; 1.0 rotates all)")
         parser.add_argument("--rope-layout", choices=LAYOUTS,
@@ -34,7 +35,8 @@ class RelativeTransformerModel(TransformerModel):
         parser.add_argument("--rope-scaling", choices=SCALINGS,
                             help="position scaling for extrapolation: linear interpolation or "
                                  "NTK-aware (default none)")
-        parser.add_argument("--rope-scaling-factor", type=float, metavar="F",
+        parser.add_argument("--rope-scaling-factor", type=position_options.argparse_type("rope_scaling_factor"),
+                            metavar="F",
                             help="scaling factor, e.g. target length / training length (default 1)")
         parser.add_argument("--alibi-encoder", choices=[m for m in ALIBI_MODES if m != "causal"],
                             help="ALiBi bias in the encoder (default symmetric); the decoder is causal")
@@ -45,6 +47,7 @@ class RelativeTransformerModel(TransformerModel):
         if getattr(args, "cross_self_attention", False):
             raise ValueError("--cross-self-attention is not supported with relative positions")
         _lengths_from_task(args, task)
+        position_options.check_model(args)
         model = super().build_model(args, task)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
@@ -103,6 +106,7 @@ def relative_architecture(args):
     args.rope_scaling_factor = getattr(args, "rope_scaling_factor", 1.0)
     args.alibi_encoder = getattr(args, "alibi_encoder", "symmetric")
     base_architecture(args)
+    position_options.check_model(args)
 
 
 def _register(positions):

@@ -10,6 +10,8 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
+from ..position_options import rotated_dims
+
 LAYOUTS = ("interleaved", "half")
 SCALINGS = ("none", "linear", "ntk")
 
@@ -34,17 +36,7 @@ class RotaryEmbedding(nn.Module):
             raise ValueError(f"rotary layout must be one of {LAYOUTS}, got {layout!r}")
         if scaling not in SCALINGS:
             raise ValueError(f"rotary scaling must be one of {SCALINGS}, got {scaling!r}")
-        if not 0.0 < fraction <= 1.0:
-            raise ValueError(f"rotary fraction must be in (0, 1], got {fraction}")
-        if theta <= 1.0:
-            raise ValueError(f"rotary theta must be > 1, got {theta}")
-        if factor < 1.0 or (scaling == "none" and factor != 1.0):
-            raise ValueError(
-                f"rotary scaling factor must be >= 1 and needs a scaling method, got "
-                f"factor={factor} with scaling={scaling!r}")
-        self.dim = int(head_dim * fraction) // 2 * 2
-        if self.dim < 2:
-            raise ValueError(f"rotary fraction {fraction} of head dim {head_dim} rotates nothing")
+        self.dim = rotated_dims(head_dim, fraction, theta, scaling, factor)
         self.layout, self.scaling, self.factor = layout, scaling, float(factor)
         if scaling == "ntk":
             theta = theta * self.factor ** (self.dim / (self.dim - 2))

@@ -1,0 +1,84 @@
+"""One validation of the positional options, for every path that takes them.
+
+The model (fairseq-train/generate, through its architecture and ``build_model``), ``convert`` and
+the rotary module all check here, so a bad value is refused where it is given, naming the
+option, instead of surfacing later as NaN gradients (``--rope-theta nan``), an assertion in
+fairseq's length filter (``--max-positions 0``) or a checkpoint that cannot be built.
+"""
+import argparse
+import math
+import numbers
+
+POSITIVE_INTEGER = "a positive integer"
+RULES = {
+    "rope_theta": ("a finite number > 1", lambda v: math.isfinite(v) and v > 1),
+    "rope_fraction": ("in (0, 1]", lambda v: 0 < v <= 1),  # False for nan
+    "rope_scaling_factor": ("a finite number > 0", lambda v: math.isfinite(v) and v > 0),
+    "max_positions": (POSITIVE_INTEGER, lambda v: v > 0),
+    "max_source_positions": (POSITIVE_INTEGER, lambda v: v > 0),
+    "max_target_positions": (POSITIVE_INTEGER, lambda v: v > 0),
+}
+
+
+def option(name):
+    return "--" + name.replace("_", "-")
+
+
+def _is_number(value, integer):
+    kind = numbers.Integral if integer else numbers.Real
+    return isinstance(value, kind) and not isinstance(value, bool)
+
+
+def check(name, value):
+    """Refuse a value that breaks ``name``'s rule (see RULES), naming the option."""
+    requirement, ok = RULES[name]
+    if not _is_number(value, requirement == POSITIVE_INTEGER) or not ok(value):
+        raise ValueError(f"{option(name)} must be {requirement}, got {value!r}")
+    return value
+
+
+def argparse_type(name):
+    """The same rule as an argparse ``type``, so the command line refuses a bad value at once."""
+    convert = int if RULES[name][0] == POSITIVE_INTEGER else float
+
+    def parse(text):
+        try:
+            return check(name, convert(text))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {RULES[name][0]}, got {text!r}") from None
+
+    parse.__name__ = convert.__name__  # argparse names the type in "invalid ... value" messages
+    return parse
+
+
+def rotated_dims(head_dim, fraction, theta, scaling, factor):
+    """The number of rotated dimensions per head, after checking every RoPE option: the
+    fraction must rotate an even whole number of the head's dimensions (pairs rotate together),
+    and a scaling factor means something only with a scaling method, which needs it >= 1 (a
+    smaller one would shrink the context instead of stretching it)."""
+    check("rope_theta", theta)
+    check("rope_fraction", fraction)
+    check("rope_scaling_factor", factor)
+    rotated = head_dim * fraction
+    if abs(rotated - round(rotated)) > 1e-6 or round(rotated) % 2 or round(rotated) < 2:
+        raise ValueError(f"--rope-fraction {fraction} rotates {rotated:g} of the {head_dim} dimensions of "
+                         f"each head; it must rotate an even number of them (2, 4, ... {head_dim // 2 * 2})")
+    if scaling == "none" and factor != 1:
+        raise ValueError(f"--rope-scaling-factor {factor} needs --rope-scaling linear or ntk")
+    if scaling != "none" and factor < 1:
+        raise ValueError(f"--rope-scaling-factor must be >= 1 with --rope-scaling {scaling} (it stretches "
+                         f"positions by that factor), got {factor}")
+    return round(rotated)
+
+
+def check_model(args):
+    """Every positional option of a model's config (an argparse Namespace), after the
+    architecture filled in the defaults (an unset length limit takes fairseq's default later)."""
+    for name in ("max_source_positions", "max_target_positions"):
+        if getattr(args, name, None) is not None:
+            check(name, getattr(args, name))
+    if getattr(args, "relative_positions", None) == "rope":
+        for stack in ("encoder", "decoder"):
+            dim, heads = getattr(args, f"{stack}_embed_dim"), getattr(args, f"{stack}_attention_heads")
+            rotated_dims(dim // heads, args.rope_fraction, args.rope_theta, args.rope_scaling,
+                         args.rope_scaling_factor)

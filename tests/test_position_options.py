@@ -1,0 +1,104 @@
+"""Bad positional options are refused, naming the option, by every path that takes them:
+``convert`` (nothing written), fairseq-train (before training) and the model's build."""
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+import fairseq_helpers as h  # noqa: E402
+from model_builders import build, write_dicts  # noqa: E402
+from test_switch import reversal_base  # noqa: E402,F401
+
+from fairseq_relpos import cli  # noqa: E402
+from fairseq_relpos.modules import RotaryEmbedding  # noqa: E402
+
+# (convert options, the option the error must name); the tiny models have 8-dimensional heads
+BAD = [
+    (["--pe", "rope", "--rope-theta", "0"], "--rope-theta"),
+    (["--pe", "rope", "--rope-theta", "1"], "--rope-theta"),
+    (["--pe", "rope", "--rope-theta", "nan"], "--rope-theta"),
+    (["--pe", "rope", "--rope-theta", "inf"], "--rope-theta"),
+    (["--pe", "rope", "--rope-fraction", "1.5"], "--rope-fraction"),
+    (["--pe", "rope", "--rope-fraction", "0"], "--rope-fraction"),
+    (["--pe", "rope", "--rope-fraction", "nan"], "--rope-fraction"),
+    (["--pe", "rope", "--rope-fraction", "0.3"], "--rope-fraction"),  # 2.4 of 8 dimensions
+    (["--pe", "rope", "--rope-fraction", "0.125"], "--rope-fraction"),  # 1 dimension: no pair
+    (["--pe", "rope", "--rope-scaling", "linear", "--rope-scaling-factor", "0"], "--rope-scaling-factor"),
+    (["--pe", "rope", "--rope-scaling", "ntk", "--rope-scaling-factor", "inf"], "--rope-scaling-factor"),
+    (["--pe", "rope", "--rope-scaling", "linear", "--rope-scaling-factor", "0.5"], "--rope-scaling-factor"),
+    (["--pe", "rope", "--rope-scaling-factor", "2"], "--rope-scaling-factor"),
+    (["--pe", "rope", "--max-positions", "0"], "--max-positions"),
+    (["--pe", "alibi", "--max-positions", "-5"], "--max-positions"),
+    (["--pe", "nope", "--max-positions", "1.5"], "--max-positions"),
+]
+
+
+def relpos_status(argv):
+    """cli.main's exit status; argparse's own refusals exit 2 through SystemExit."""
+    try:
+        return cli.main([str(a) for a in argv])
+    except SystemExit as stop:
+        return stop.code
+
+
+@pytest.mark.parametrize("options,named", BAD)
+def test_convert_refuses_bad_values_and_writes_nothing(reversal_base, tmp_path, capsys, options, named):
+    _, base, _ = reversal_base
+    assert relpos_status(["convert", *options, base, tmp_path / "out.pt"]) == 2
+    err = capsys.readouterr().err
+    assert named in err and "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_convert_accepts_the_edges(reversal_base, tmp_path):
+    _, base, _ = reversal_base
+    assert relpos_status(["convert", "--pe", "rope", "--rope-theta", "1.5", "--rope-fraction", "0.25",
+                          "--rope-scaling", "ntk", "--rope-scaling-factor", "1", "--max-positions", "1",
+                          base, tmp_path / "out.pt"]) == 0
+
+
+@pytest.fixture(scope="module")
+def dicts(tmp_path_factory):
+    return write_dicts(tmp_path_factory.mktemp("dicts"))
+
+
+@pytest.mark.parametrize("extra,named", [
+    (["--rope-theta", "nan"], "--rope-theta"),
+    (["--rope-fraction", "2"], "--rope-fraction"),
+    (["--rope-scaling-factor", "-1"], "--rope-scaling-factor"),
+])
+def test_the_training_parser_refuses_bad_values(dicts, capsys, extra, named):
+    with pytest.raises(SystemExit) as stop:
+        build(dicts, "transformer_rope", extra=extra)
+    assert stop.value.code == 2 and f"argument {named}: must be" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arch,extra,named", [
+    ("transformer_rope", ["--rope-fraction", "0.3"], "--rope-fraction"),
+    ("transformer_rope", ["--rope-scaling-factor", "4"], "--rope-scaling-factor"),  # no --rope-scaling
+    ("transformer_alibi", ["--max-source-positions", "0"], "--max-source-positions"),
+    ("transformer_nope", ["--max-target-positions", "-3"], "--max-target-positions"),
+])
+def test_the_model_refuses_bad_combinations_and_lengths(dicts, arch, extra, named):
+    with pytest.raises(ValueError, match=named):
+        build(dicts, arch, extra=extra)
+
+
+def test_rotary_module_applies_the_same_rule():
+    with pytest.raises(ValueError, match="--rope-fraction"):
+        RotaryEmbedding(8, fraction=0.3)
+    with pytest.raises(ValueError, match="--rope-theta"):
+        RotaryEmbedding(8, theta=math.nan)
+    assert RotaryEmbedding(12, fraction=0.5).dim == 6
+
+
+def test_fairseq_train_refuses_nan_theta_before_training(tmp_path):
+    raw = h.write_reversal_corpus(tmp_path / "raw", sizes=(("train", 20), ("valid", 4)))
+    data = h.preprocess(raw, tmp_path / "bin", splits=("train", "valid"))
+    proc = h.run("train", data, "--arch", "transformer_rope", "--save-dir", tmp_path / "save", "--max-update", 2,
+                 *h.TRAIN, *h.TINY, "--user-dir", h.PLUGIN, "--rope-theta", "nan", check=False)
+    assert proc.returncode == 2
+    assert "argument --rope-theta: must be a finite number > 1, got 'nan'" in proc.stderr
+    assert not (tmp_path / "save").exists()

@@ -1,0 +1,47 @@
+"""The README's ``--user-dir "$(fairseq-relpos user-dir)"`` works from any folder.
+
+fairseq resolves a relative --user-dir against the working directory, so the plain name works
+only from the repository root. Run as the README writes it (bash, installed console scripts),
+from a temporary folder that has no ``fairseq_relpos`` of its own.
+"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from fairseq_helpers import TINY, TRAIN, hypotheses, preprocess, write_reversal_corpus
+
+REPO = Path(__file__).resolve().parents[1]
+ENV = dict(os.environ, OMP_NUM_THREADS="1", PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+
+
+def shell(command, cwd):
+    proc = subprocess.run(["bash", "-c", f"set -euo pipefail; {command}"], cwd=cwd, capture_output=True,
+                          text=True, env=ENV)
+    assert proc.returncode == 0, f"{command} failed in {cwd}:\n{proc.stderr[-3000:]}"
+    return proc.stdout
+
+
+def test_user_dir_command_works_from_another_folder(tmp_path):
+    raw = write_reversal_corpus(tmp_path / "raw", sizes=(("train", 40), ("valid", 8), ("test", 5)))
+    data = preprocess(raw, tmp_path / "bin")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    # the editable install's code, i.e. this checkout
+    assert shell("fairseq-relpos user-dir", work).strip() == str(REPO / "fairseq_relpos")
+    options = " ".join(map(str, TINY + TRAIN))
+    shell(f'fairseq-train {data} --user-dir "$(fairseq-relpos user-dir)" --arch transformer_rope '
+          f'{options} --max-update 2 --save-dir ckpt', work)
+    out = shell(f'fairseq-generate {data} --user-dir "$(fairseq-relpos user-dir)" --task translation_doc '
+                f'--path ckpt/checkpoint_last.pt --gen-subset test --beam 1 --max-len-b 5', work)
+    assert len(hypotheses(out)) == 5
+
+
+def test_printed_folder_is_accepted_after_the_plugin_was_imported(tmp_path):
+    """fairseq refuses a --user-dir that is not the imported package's own folder."""
+    code = ("import argparse, fairseq_relpos; from fairseq import utils; from fairseq_relpos import cli; "
+            "import contextlib, io; out = io.StringIO()\n"
+            "with contextlib.redirect_stdout(out): cli.main(['user-dir'])\n"
+            "utils.import_user_module(argparse.Namespace(user_dir=out.getvalue().strip())); print('ok')")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=ENV)
+    assert proc.returncode == 0 and proc.stdout.split()[-1] == "ok", proc.stderr[-2000:]
