@@ -9,6 +9,7 @@ a near-tie under the fairseq model.
 """
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -22,6 +23,7 @@ ctranslate2 = pytest.importorskip(
 sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
 from model_builders import build, random_batch, write_dicts  # noqa: E402
+from test_indictrans2_recipes import it2  # noqa: E402,F401
 from test_switch import ONE_THREAD, reversal_base  # noqa: E402,F401
 
 from fairseq import checkpoint_utils  # noqa: E402
@@ -340,3 +342,28 @@ def test_refusals_write_nothing(rope_model, tmp_path, capsys):
     assert relpos("export", ckpt, existing, "--data", data, "--force") == 0
     assert sorted(os.listdir(work)) == ["existing"]  # replaced in place, nothing left beside it
     assert "model.bin" in os.listdir(existing) and "keep.txt" not in os.listdir(existing)
+
+
+# ------------------------------------------------------------ the IndicTrans2 example script
+
+def test_translate_ct2_example_translates_each_document_whole(it2, tmp_path):
+    """examples/indictrans2/translate_ct2.py on an IndicTrans2-shaped release (separate
+    SentencePiece models and dictionaries, tags): one output line per blank-line document,
+    pieces removed, and the same words as ct2_translate on the tagged pieces of that document."""
+    import sentencepiece as spm
+
+    it2_dir, raw = it2
+    out = export(it2_dir / "model" / "checkpoint_best.pt", it2_dir / "final_bin", tmp_path / "ct2")
+    script = Path(__file__).resolve().parents[1] / "examples" / "indictrans2" / "translate_ct2.py"
+    text = (raw / "test.eng_Latn").read_text()
+    proc = subprocess.run([sys.executable, str(script), "--threads", "1", "--batch-size", "1", str(out), str(it2_dir), "eng_Latn",
+                           "hin_Deva"], input=text, capture_output=True, text=True, env=dict(os.environ, **ONE_THREAD))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    docs = proc.stdout.rstrip("\n").split("\n\n")
+    blocks = [b.split("\n") for b in text.strip("\n").split("\n\n")]
+    assert len(docs) == len(blocks) == 3 and all("\n" not in d for d in docs) and "▁" not in proc.stdout
+    source = spm.SentencePieceProcessor(model_file=str(it2_dir / "vocab" / "model.SRC"))
+    target = spm.SentencePieceProcessor(model_file=str(it2_dir / "vocab" / "model.TGT"))
+    first = ["eng_Latn", "hin_Deva", *source.encode(" ".join(blocks[0]), out_type=str)]
+    (pieces, _), = ct2_translate.translate_batch(translator(out), [first], ct2_translate.load_decoding(out))
+    assert docs[0] == target.decode(pieces)
