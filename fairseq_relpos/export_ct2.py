@@ -24,16 +24,10 @@ import tempfile
 MISSING = ("the CTranslate2 export needs the optional package ctranslate2>=4.6.3: "
            "pip install 'fairseq-relpos[ct2]'")
 
-# Options of fairseq's transformer that change the computation in a way the CTranslate2
-# Transformer cannot express; each is refused by name.
-_UNSUPPORTED_OPTIONS = {
-    "cross_self_attention": "cross+self attention",
-    "adaptive_softmax_cutoff": "an adaptive softmax",
-    "scale_attn": "NormFormer's attention LayerNorm (--scale-attn)",
-    "scale_fc": "NormFormer's FFN LayerNorm (--scale-fc)",
-    "scale_heads": "NormFormer's head scaling (--scale-heads)",
-    "scale_resids": "NormFormer's residual scaling (--scale-resids)",
-}
+# Decoder-layer modules of fairseq that the CTranslate2 Transformer has no place for (NormFormer).
+_UNSUPPORTED_LAYER_MODULES = ("attn_ln", "c_attn", "ffn_layernorm", "w_resid")
+NOPE = ("NoPE cannot be exported to CTranslate2: its Transformer always has positions (a position "
+        "table, or relative/rotary attention), and no-position encoder-decoders do not translate (see README)")
 
 
 def require_ctranslate2():
@@ -52,9 +46,7 @@ def refuse_positions(model_args):
         raise ValueError("ALiBi cannot be exported to CTranslate2: it has ALiBi in its decoder only, "
                          "and the encoder's symmetric/asymmetric distance bias has no equivalent there")
     if positions == "nope":
-        raise ValueError("NoPE cannot be exported to CTranslate2: its Transformer always has positions "
-                         "(a position table, or relative/rotary attention), and no-position "
-                         "encoder-decoders do not translate (see README)")
+        raise ValueError(NOPE)
 
 
 def model_spec(model, task):
@@ -66,11 +58,10 @@ def model_spec(model, task):
 
     if not isinstance(model, TransformerModel):
         raise ValueError(f"only fairseq transformer models can be exported, got {type(model).__name__}")
-    args = model.cfg if hasattr(model, "cfg") else model.args
-    for option, what in _UNSUPPORTED_OPTIONS.items():
-        if _option(args, option):
-            raise ValueError(f"the model uses {what}, which CTranslate2's Transformer does not have")
-    activation = _option(args, "activation_fn") or "relu"
+    args = getattr(model, "args", None) or model.cfg
+    refuse_positions({"relative_positions": getattr(args, "relative_positions", None)})
+    _refuse_unsupported(model)
+    activation = getattr(args, "activation_fn", None) or "relu"
     if activation not in ct2_fairseq._SUPPORTED_ACTIVATIONS:
         raise ValueError(f"activation {activation!r} has no CTranslate2 equivalent "
                          f"(supported: {', '.join(ct2_fairseq._SUPPORTED_ACTIVATIONS)})")
@@ -108,8 +99,19 @@ def model_spec(model, task):
     return spec
 
 
-def _option(args, name):
-    return getattr(args, name, None) if not isinstance(args, dict) else args.get(name)
+def _refuse_unsupported(model):
+    decoder = model.decoder
+    if any(stack.embed_positions is None and not _rotary(stack) for stack in (model.encoder, decoder)):
+        raise ValueError(NOPE)
+    if getattr(decoder, "adaptive_softmax", None) is not None:
+        raise ValueError("the model has an adaptive softmax, which CTranslate2's Transformer does not have")
+    if getattr(decoder, "cross_self_attention", False):
+        raise ValueError("the model uses cross+self attention, which CTranslate2's Transformer does not have")
+    for layer in decoder.layers:
+        extra = [name for name in _UNSUPPORTED_LAYER_MODULES if getattr(layer, name, None) is not None]
+        if extra:
+            raise ValueError(f"the decoder has NormFormer modules ({', '.join(extra)}), which "
+                             "CTranslate2's Transformer does not have")
 
 
 def _rotary(stack):
@@ -119,8 +121,6 @@ def _rotary(stack):
     attention = stack.layers[0].self_attn
     rotary = getattr(attention, "rotary", None)
     if rotary is None:
-        if getattr(attention, "alibi", None) is not None:  # refused earlier; a guard, not a path
-            raise ValueError("ALiBi cannot be exported to CTranslate2")
         return {}
     options = dict(rotary_dim=0 if rotary.dim == attention.head_dim else rotary.dim,
                    rotary_interleave=rotary.layout == "interleaved", rotary_base=rotary.theta)

@@ -155,9 +155,15 @@ def test_control_a_wrong_rotary_layout_is_caught(dicts, tmp_path):
     assert max(np.abs(wrong[i] - ref[i]).max() for i in range(3)) > 100 * TOL
 
 
-def test_an_activation_ctranslate2_lacks_is_refused(dicts, tmp_path):
-    task, model = random_model(dicts, "transformer_rope", ["--activation-fn", "tanh"])
-    with pytest.raises(ValueError, match="activation 'tanh' has no CTranslate2 equivalent"):
+@pytest.mark.parametrize("arch,extra,why", [
+    ("transformer_rope", ["--activation-fn", "tanh"], "activation 'tanh' has no CTranslate2 equivalent"),
+    ("transformer_nope", [], "its Transformer always has positions"),
+    ("transformer", ["--no-token-positional-embeddings"], "its Transformer always has positions"),
+    ("transformer_alibi", [], "has ALiBi in its decoder only"),
+])
+def test_what_ctranslate2_cannot_express_is_refused(dicts, arch, extra, why):
+    task, model = random_model(dicts, arch, extra)
+    with pytest.raises(ValueError, match=why):
         export_ct2.model_spec(model, task)
 
 
