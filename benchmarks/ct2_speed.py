@@ -23,6 +23,7 @@ CT2 float32, CT2 int8), so load from other processes on a shared machine falls o
 the table gives medians of wall time and of process CPU time, and fairseq/CT2 ratios.
 """
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -47,12 +48,13 @@ from fairseq.data import Dictionary, data_utils  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 
 from fairseq_relpos import ct2_translate, export_ct2  # noqa: E402
-from fairseq_relpos.cli import main as relpos  # noqa: E402
+from fairseq_relpos.cli import main as _relpos  # noqa: E402
 from fairseq_relpos.evaluate import evaluate  # noqa: E402
 
 PLUGIN = str(REPO / "fairseq_relpos")
 BEAM, MAX_LEN_A, MAX_LEN_B = 4, 1.2, 10
 SENTENCE_BATCH = 16
+UPDATES = {False: 150, True: 100}  # quickstart-shape training: full run, --quick
 QUICKSTART_SHAPE = ["--encoder-layers", "3", "--decoder-layers", "3", "--encoder-embed-dim", "128",
                     "--decoder-embed-dim", "128", "--encoder-ffn-embed-dim", "256", "--decoder-ffn-embed-dim", "256",
                     "--encoder-attention-heads", "4", "--decoder-attention-heads", "4",
@@ -67,6 +69,12 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
+def relpos(argv):
+    """A fairseq-relpos command; its report goes to stderr, leaving stdout to the table."""
+    with contextlib.redirect_stdout(sys.stderr):
+        return _relpos(argv)
+
+
 def cli(tool, *args, logfile):
     cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)]
     with open(logfile, "a") as f:
@@ -74,8 +82,10 @@ def cli(tool, *args, logfile):
 
 
 def train_quickstart(work, updates):
-    """The toy corpus, pseudo-documents, binarised data and a RoPE model trained from scratch."""
-    corpus, data, save = work / "corpus", work / "bin", work / f"rope-{updates}"
+    """The toy corpus, pseudo-documents, binarised data and a RoPE model trained from scratch.
+    One model for both modes: a run asking for more updates than were made resumes training
+    (fairseq-train continues from checkpoint_last.pt)."""
+    corpus, data, save = work / "corpus", work / "bin", work / "rope"
     logfile = work / "train.log"
     if not (corpus / "test.src").exists():
         relpos(["toy-corpus", str(corpus)])
@@ -87,8 +97,8 @@ def train_quickstart(work, updates):
         cli("preprocess", "--source-lang", "src", "--target-lang", "tgt", "--joined-dictionary", "--workers", "2",
             "--trainpref", corpus / "all", "--validpref", corpus / "valid", "--destdir", data, logfile=logfile)
     ckpt = save / "checkpoint_last.pt"
-    if not ckpt.exists():
-        log(f"training the quickstart-shape RoPE model ({updates} updates)")
+    if not ckpt.exists() or checkpoint_utils.load_checkpoint_to_cpu(str(ckpt))["optimizer_history"][-1]["num_updates"] < updates:
+        log(f"training the quickstart-shape RoPE model (to {updates} updates)")
         cli("train", data, "--user-dir", PLUGIN, "--arch", "transformer_rope", *QUICKSTART_SHAPE,
             "--max-source-positions", "1024", "--max-target-positions", "1024",
             "--optimizer", "adam", "--adam-betas", "(0.9,0.98)", "--lr-scheduler", "inverse_sqrt",
@@ -252,13 +262,15 @@ def main():
     parser.add_argument("--threads", default="1,2", help="thread counts (default 1,2)")
     parser.add_argument("--json", help="also write the figures here")
     args = parser.parse_args()
-    work = Path(args.work) / ("quick" if args.quick else "full")
+    shared = Path(args.work)
+    work = shared / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     repeats = args.repeats or (1 if args.quick else 3)
     threads = [int(t) for t in args.threads.split(",")]
-    n_sent, n_docs, n_it2_sent, n_it2_docs = (32, 2, 16, 1) if args.quick else (400, 16, 64, 2)
+    # inputs: quickstart sentences, documents; IndicTrans2-shape sentences, documents, document length
+    n_sent, n_docs, n_it2_sent, n_it2_docs, doc_len = (16, 1, 4, 1, 60) if args.quick else (100, 4, 8, 1, 200)
 
-    corpus, data, ckpt = train_quickstart(work, 100 if args.quick else 1500)
+    corpus, data, ckpt = train_quickstart(shared, UPDATES[args.quick])
     quick_dirs = {q or "float32": export(ckpt, work / f"qs-ct2-{q or 'float32'}", q, data) for q in (None, "int8")}
     models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([str(ckpt)], arg_overrides={"data": str(data)})
     qs_model = models[0].eval()
@@ -272,12 +284,12 @@ def main():
 
     it2_task, it2_model, it2_dirs = random_it2(work)
     it2_inputs = {"sentences (25 tokens)": (random_inputs(it2_task, [25] * n_it2_sent, 1), SENTENCE_BATCH),
-                  "documents (300 tokens)": (random_inputs(it2_task, [300] * n_it2_docs, 2), 1)}
+                  f"documents ({doc_len} tokens)": (random_inputs(it2_task, [doc_len] * n_it2_docs, 2), 1)}
     engines = {"fairseq": lambda n: Fairseq(it2_task, it2_model, fixed_length=True)}
     engines.update({f"CT2 {q}": (lambda n, d=d: CT2(d, n, fixed_length=True)) for q, d in it2_dirs.items()})
     it2_results = measure("IndicTrans2 shape", engines, it2_inputs, threads, repeats)
 
-    qs_table, qs_summary = table(f"quickstart shape, trained {100 if args.quick else 1500} updates "
+    qs_table, qs_summary = table(f"quickstart shape, trained {UPDATES[args.quick]} updates "
                                  f"({n_sent} sentences, {n_docs} documents)", qs_results, references)
     it2_table, it2_summary = table(f"IndicTrans2-distilled shape, random weights ({n_it2_sent} sentences, "
                                    f"{n_it2_docs} documents, fixed output length)", it2_results, None)
