@@ -6,7 +6,9 @@ CTranslate2's defaults differ from fairseq's in ways that change translations, d
   ``max_len = int(max_len_a * source length + max_len_b)`` tokens (the source length counts
   ``</s>`` and the batch's padding), up to the model's target positions, then forces ``</s>``.
   CTranslate2 cannot force it: with ``max_decoding_length=max_len`` a hypothesis that reaches
-  the cap has the same words as fairseq's, without the final ``</s>`` in its score;
+  the cap has the same words as fairseq's, without the final ``</s>`` in its score, so a beam
+  search that runs into the cap may rank hypotheses differently (a model decoding to the cap is
+  failing anyway; give documents a generous ``max_len_a``);
 - ``min_decoding_length=1`` forbids ``</s>`` at the first step, as fairseq's ``min_len`` 1:
   no empty hypothesis;
 - both divide a hypothesis' log-probability by its length counting ``</s>`` (CTranslate2

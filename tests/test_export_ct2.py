@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
 from model_builders import build, random_batch, write_dicts  # noqa: E402
 from test_indictrans2_recipes import it2  # noqa: E402,F401
-from test_switch import ONE_THREAD, reversal_base  # noqa: E402,F401
+from test_switch import ONE_THREAD, fairseq_train  # noqa: E402
 
 from fairseq import checkpoint_utils  # noqa: E402
 from fairseq_relpos import cli, ct2_translate, export_ct2  # noqa: E402
@@ -190,20 +190,18 @@ def rope_model(tmp_path_factory):
     root = tmp_path_factory.mktemp("rope")
     raw = tagged_reversal(root / "raw", 200)
     data = h.preprocess(raw, root / "bin")
-    h.train(data, root / "ckpt", "transformer_rope", *PRE_NORM, updates=120)
+    fairseq_train(data, root / "ckpt", "transformer_rope", *PRE_NORM, updates=120)
     return raw, data, root / "ckpt" / "checkpoint_last.pt"
 
 
 @pytest.fixture(scope="module")
-def sinusoidal_model(reversal_base, tmp_path_factory):
-    """The stock sinusoidal model with joined dictionaries and shared embeddings (test_switch's),
-    with a 200-sentence test set binarised with its dictionaries."""
-    data, ckpt, _ = reversal_base
+def sinusoidal_model(tmp_path_factory):
+    """The stock sinusoidal transformer with a joined dictionary and shared embeddings."""
     root = tmp_path_factory.mktemp("sinusoidal")
-    raw = h.write_reversal_corpus(root / "raw", seed=5, sizes=(("test", 200),), lengths=(3, 10), vocab=16)
-    test = h.preprocess(raw, root / "bin", splits=("test",),
-                        extra=["--srcdict", data / "dict.src.txt", "--tgtdict", data / "dict.tgt.txt"])
-    return raw, test, ckpt
+    raw = tagged_reversal(root / "raw", 200)
+    data = h.preprocess(raw, root / "bin", extra=["--joined-dictionary"])
+    fairseq_train(data, root / "ckpt", "transformer", "--share-all-embeddings", updates=120)
+    return raw, data, root / "ckpt" / "checkpoint_last.pt"
 
 
 @pytest.fixture(scope="module")
@@ -211,8 +209,8 @@ def lora_model(rope_model, tmp_path_factory):
     """loralib adapters (k_proj, v_proj) fine-tuned on the RoPE model."""
     raw, data, base = rope_model
     root = tmp_path_factory.mktemp("lora")
-    h.train(data, root, "transformer_rope", *PRE_NORM, "--task", "translation_lora", "--finetune-from-model", base,
-            "--lr", "0.01", updates=20)
+    fairseq_train(data, root, "transformer_rope", *PRE_NORM, "--task", "translation_lora", "--finetune-from-model",
+                  base, "--lr", "0.01", updates=20)
     return raw, data, root / "checkpoint_last.pt"
 
 
