@@ -5,7 +5,7 @@ or IndicTrans2-named one, or a ``translation_lora`` checkpoint (adapters merged 
 exactly as ``fairseq-relpos merge`` does). ALiBi and NoPE are refused with the reason. OUTDIR
 gets model.bin, the vocabularies, CTranslate2's config.json and ``decoding.json``: the search
 options that make CTranslate2 decode like ``fairseq-generate`` (applied by
-``fairseq_relpos.ct2_translate``; see its README.md). Nothing is written on any error.
+``fairseq_relpos.ct2_translate``) and a README.md saying how. Nothing is written on any error.
 """
 import json
 import os
@@ -41,6 +41,8 @@ def main(args):
     outdir = os.path.abspath(args.outdir)
     if os.path.exists(outdir) and not args.force:
         raise FileExistsError(f"{args.outdir} exists; pass --force to replace it")
+    if not os.path.isdir(os.path.dirname(outdir)):
+        raise FileNotFoundError(f"the folder {os.path.dirname(outdir)} (for OUTDIR) does not exist")
     state = read_checkpoint(args.checkpoint)
     export_ct2.refuse_positions(model_args(state))
     data = args.data or _saved_data_folder(state)
