@@ -364,14 +364,17 @@ def test_refusals_write_nothing(rope_model, tmp_path, capsys):
 
 # ------------------------------------------------------------ the IndicTrans2 example script
 
-def test_translate_ct2_example_translates_each_document_whole(it2, tmp_path):
+def test_translate_ct2_example_translates_each_document_whole(it2, tmp_path, capsys):
     """examples/indictrans2/translate_ct2.py on an IndicTrans2-shaped release (separate
     SentencePiece models and dictionaries, tags): one output line per blank-line document,
     pieces removed, and the same words as ct2_translate on the tagged pieces of that document."""
     import sentencepiece as spm
 
     it2_dir, raw = it2
-    out = export(it2_dir / "model" / "checkpoint_best.pt", it2_dir / "final_bin", tmp_path / "ct2")
+    ckpt = it2_dir / "model" / "checkpoint_best.pt"
+    assert "pass --source-lang and --target-lang" in refused(capsys, tmp_path, "export", ckpt, tmp_path / "ct2",
+                                                              "--data", it2_dir / "final_bin")
+    out = export(ckpt, it2_dir / "final_bin", tmp_path / "ct2", "--source-lang", "SRC", "--target-lang", "TGT")
     script = Path(__file__).resolve().parents[1] / "examples" / "indictrans2" / "translate_ct2.py"
     text = (raw / "test.eng_Latn").read_text()
     proc = subprocess.run([sys.executable, str(script), "--threads", "1", "--batch-size", "1", str(out), str(it2_dir), "eng_Latn",

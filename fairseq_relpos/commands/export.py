@@ -24,6 +24,10 @@ def add_arguments(parser):
     parser.add_argument("--data", metavar="DIR",
                         help="folder holding the checkpoint's dict.*.txt (default: the data folder "
                              "saved in the checkpoint)")
+    parser.add_argument("--source-lang", metavar="SRC",
+                        help="source suffix of the dictionary, dict.SRC.txt (default: the checkpoint's; "
+                             "IndicTrans2 releases: SRC)")
+    parser.add_argument("--target-lang", metavar="TGT", help="target suffix likewise (IndicTrans2: TGT)")
     parser.add_argument("--quantization", metavar="TYPE",
                         help="weight type in model.bin, one of CTranslate2's: int8, int8_float32, "
                              "int8_float16, int8_bfloat16, int16, float16, bfloat16, float32 "
@@ -56,7 +60,15 @@ def main(args):
             path = os.path.join(scratch, "merged.pt")
             write_checkpoint(merged_checkpoint(state), path)
         del state
-        models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides={"data": data})
+        overrides = {"data": data}
+        overrides.update({k: getattr(args, k) for k in ("source_lang", "target_lang") if getattr(args, k)})
+        try:
+            models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
+        except Exception as err:  # fairseq raises a bare Exception when it cannot find the dictionaries
+            if "language pair" not in str(err):
+                raise
+            raise ValueError(f"the checkpoint names no language pair and {data} has no data files to infer "
+                             "it from; pass --source-lang and --target-lang (dict.SRC.txt -> SRC)") from err
         spec = export_ct2.model_spec(models[0].eval(), task)
         export_ct2.save(spec, outdir, quantization=args.quantization, force=args.force,
                         extra_files={ct2_translate.DECODING_FILE: json.dumps(decoding, indent=2) + "\n",
