@@ -2,7 +2,9 @@
 """fairseq beam search against the same weights exported to CTranslate2 (float32 and int8).
 
     python benchmarks/ct2_speed.py --quick    # a few minutes: tiny training, few inputs
-    python benchmarks/ct2_speed.py            # the table in benchmarks/README.md
+    OMP_WAIT_POLICY=PASSIVE python benchmarks/ct2_speed.py   # the table in benchmarks/README.md
+
+(``OMP_WAIT_POLICY=PASSIVE`` on a shared machine: see benchmarks/README.md.)
 
 Two shapes, both RoPE (``transformer_rope``, interleaved, half the head rotated):
 
@@ -11,8 +13,8 @@ Two shapes, both RoPE (``transformer_rope``, interleaved, half the head rotated)
   decoders means something;
 * IndicTrans2-distilled: 18+18 layers, d 512, FFN 2048, 8 heads, pre-norm, layernorm_embedding,
   GELU, separate 32,000-word dictionaries; random weights (training it is out of reach on a
-  CPU), so every input decodes exactly ``int(1.2 * (source length + 1) + 10)`` tokens in both
-  (end of sentence is forbidden until then) and no ChrF++ is given.
+  CPU), so every input decodes exactly ``int(1.2 * (source length + 1) + 10) + 1`` steps in
+  both (end of sentence is forbidden until then) and no ChrF++ is given.
 
 fairseq is what ``fairseq-generate`` runs (``task.build_generator`` + ``inference_step``, the
 same batches: sentences 16 at a time, documents one at a time); CTranslate2 runs
