@@ -111,12 +111,12 @@ def train_quickstart(work, updates):
 
 
 def export(ckpt, outdir, quantization, data):
-    if not (outdir / "model.bin").exists():
-        args = ["export", str(ckpt), str(outdir), "--data", str(data), "--beam", str(BEAM),
-                "--max-len-a", str(MAX_LEN_A), "--max-len-b", str(MAX_LEN_B), "--force"]
-        if quantization:
-            args += ["--quantization", quantization]
-        assert relpos(args) == 0, f"export to {outdir} failed"
+    """Exported afresh on every run: the checkpoint may have trained further since."""
+    args = ["export", str(ckpt), str(outdir), "--data", str(data), "--beam", str(BEAM),
+            "--max-len-a", str(MAX_LEN_A), "--max-len-b", str(MAX_LEN_B), "--force"]
+    if quantization:
+        args += ["--quantization", quantization]
+    assert relpos(args) == 0, f"export to {outdir} failed"
     return outdir
 
 
@@ -144,9 +144,8 @@ def random_it2(work):
     dirs = {}
     for quantization in (None, "int8"):
         out = work / f"it2-ct2-{quantization or 'float32'}"
-        if not (out / "model.bin").exists():
-            export_ct2.save(export_ct2.model_spec(model, task), out, quantization=quantization, force=True,
-                            extra_files={ct2_translate.DECODING_FILE: json.dumps(decoding)})
+        export_ct2.save(export_ct2.model_spec(model, task), out, quantization=quantization, force=True,
+                        extra_files={ct2_translate.DECODING_FILE: json.dumps(decoding)})
         dirs[quantization or "float32"] = out
     return task, model, dirs
 
