@@ -2,10 +2,12 @@
 # Set up .venv with everything fairseq-relpos needs, from nothing. Safe to re-run.
 # torch is installed first and pinned: fairseq's dependencies would otherwise pull the newest
 # CUDA build (several GB). Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.5.1".
+# EXTRAS picks the optional dependencies (default test; CI adds ct2 for the CTranslate2 export).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
+EXTRAS=${EXTRAS:-test}
 "$PYTHON" - <<'PY'
 import sys
 if not (3, 10) <= sys.version_info[:2] <= (3, 12):
@@ -14,5 +16,5 @@ PY
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[$EXTRAS]"
 .venv/bin/python -c "import fairseq, torch, fairseq_relpos; print('fairseq', fairseq.__version__, '| torch', torch.__version__, '| fairseq_relpos', fairseq_relpos.__version__)"

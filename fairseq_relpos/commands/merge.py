@@ -23,19 +23,29 @@ def add_arguments(parser):
 def main(args):
     check_output(args.output, force=args.force, inputs=[args.input])
     state = read_checkpoint(args.input)
-    cfg = state.get("cfg")
-    model_cfg = cfg["model"] if cfg else None
-    spec = getattr(model_cfg, "lora_spec", None)
+    spec = adapter_spec(state)
     if spec is None:
         raise ValueError(f"{args.input} has no adapters (it was not saved by --task translation_lora)")
     if args.adapters_only:
-        result = adapters_payload(state["model"], spec, model_cfg.arch)
+        result = adapters_payload(state["model"], spec, state["cfg"]["model"].arch)
     else:
-        result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
-        result.update(model=merged_state(state["model"], spec), cfg=_plain_cfg(cfg))
+        result = merged_checkpoint(state)
     write_checkpoint(result, args.output)
     what = f"{len(result['tensors'])} adapter tensors" if args.adapters_only else "merged checkpoint"
     print(f"wrote {what} to {args.output}")
+
+
+def adapter_spec(state):
+    """The adapter spec of a translation_lora checkpoint's state (None for any other)."""
+    cfg = state.get("cfg")
+    return getattr(cfg["model"] if cfg else None, "lora_spec", None)
+
+
+def merged_checkpoint(state):
+    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer."""
+    result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
+    result.update(model=merged_state(state["model"], adapter_spec(state)), cfg=_plain_cfg(state["cfg"]))
+    return result
 
 
 def _plain_cfg(cfg):
