@@ -2,12 +2,13 @@
 # Set up .venv with everything fairseq-relpos needs, from nothing. Safe to re-run.
 # torch is installed first and pinned: fairseq's dependencies would otherwise pull the newest
 # CUDA build (several GB). Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.5.1".
-# EXTRAS picks the optional dependencies (default test; CI adds ct2 for the CTranslate2 export).
+# EXTRAS picks the optional dependencies: by default the tests' and CTranslate2 (for
+# `fairseq-relpos export` and its tests); EXTRAS=test leaves CTranslate2 out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-EXTRAS=${EXTRAS:-test}
+EXTRAS=${EXTRAS:-test,ct2}
 "$PYTHON" - <<'PY'
 import sys
 if not (3, 10) <= sys.version_info[:2] <= (3, 12):
