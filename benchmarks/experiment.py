@@ -486,6 +486,41 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
     return out
 
 
+def run_on(work, cell, data_info):
+    """Why a model's output is long, per test set, from its ``generate.txt``: the share of
+    hypotheses cut at the length cap (``--max-len-a``/``-b`` of that run: no end of sentence
+    came) and the share of word 4-grams that repeat one earlier in the same hypothesis (a
+    decoder that lost its place loops), beside the same share in the references."""
+    gen = work / f"seed{cell['seed']}" / cell_name(key_of(cell)) / "generate.txt"
+    if not gen.is_file():
+        return None
+    command = gen.read_text().split("\n", 1)[0].split()
+    a, b = (float(command[len(command) - 1 - command[::-1].index(f"--max-len-{x}") + 1]) for x in "ab")
+    sources = [len(line.split()) + 1 for line in read_lines(work / "data" / "raw" / "eval.src")]
+    steps = {}
+    for line in read_lines(gen):
+        if line.startswith("P-"):
+            head, _, scores = line.partition("\t")
+            steps.setdefault(int(head[2:]), len(scores.split()))
+    _, hyps, _ = read_generate(gen)
+    refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
+
+    def repeated(text):
+        words = text.split()
+        grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
+        return len(grams) - len(set(grams)), len(grams)
+
+    out = {}
+    for split in dict.fromkeys(seg["split"] for seg in data_info["segments"]):
+        idx = [i for i, seg in enumerate(data_info["segments"]) if seg["split"] == split]
+        capped = sum(steps[i] >= 0.98 * (a * sources[i] + b) for i in idx)
+        rep_h, rep_r = (tuple(map(sum, zip(*(repeated(t[i]) for i in idx)))) for t in (hyps, refs))
+        out[split] = {"at_cap": round(capped / len(idx), 3),
+                      "repeated_4grams": round(rep_h[0] / max(1, rep_h[1]), 3),
+                      "repeated_4grams_ref": round(rep_r[0] / max(1, rep_r[1]), 3)}
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 def fmt(values, spread=False):
@@ -500,8 +535,10 @@ def key_of(c):
     return (c["regime"], c["positions"]) + ((c["variant"],) if c.get("variant") else ())
 
 
-def report(spec, cells, data_info, cfg, args, outdir, wall_total):
+def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
     outdir.mkdir(parents=True, exist_ok=True)
+    for c in cells:
+        c["run_on"] = run_on(work, c, data_info)
     splits = list(dict.fromkeys(s["split"] for s in data_info["segments"]))
     groups = [g for g in spec.groups if any(g in c["scores"][splits[0]] for c in cells)]
     members = {g: [lang for lang in data_info["languages"]
@@ -557,6 +594,18 @@ def report(spec, cells, data_info, cfg, args, outdir, wall_total):
     lines += table(f"**Hypothesis/reference length ratio** (whitespace tokens; {slash}): about 1/N for a model that "
                    f"translates only the first sentence of an N-sentence document, over 1 for one that runs on.",
                    "length_ratio", 2, [])
+    lines += [f"**Why output runs long** (seed {first_seed}, all languages): share of hypotheses cut at the length "
+              f"cap (no end of sentence before `--max-len-a`·source + `--max-len-b`) / share of repeated word "
+              f"4-grams in the hypotheses (references: "
+              + ", ".join(f"{s} {c0['run_on'][s]['repeated_4grams_ref']:.2f}" for s in splits
+                          for c0 in [next(c for c in cells if c.get("run_on"))]) + ").", ""]
+    lines += ["| regime | positions | " + " | ".join(splits) + " |", "|" + "---|" * (2 + len(splits))]
+    for key in order:
+        c = first(key)
+        if c and c.get("run_on"):
+            lines.append("| " + " | ".join([key[0], ":".join(key[1:])] + [
+                f"{c['run_on'][s]['at_cap']:.2f} / {c['run_on'][s]['repeated_4grams']:.2f}" for s in splits]) + " |")
+    lines.append("")
     last = splits[-1]
     multi = [k for k in order if len({c["seed"] for c in by_key[k]}) > 1]
     if multi:
@@ -751,7 +800,7 @@ def main(spec, argv=None):
             log(f"seed {seed} {cell_name(cell)} FAILED: {err}")
             failed.append(f"seed {seed} {cell_name(cell)}")
             continue
-        report(spec, collect(), data_info, cfg, args, outdir, time.time() - start)  # partial results as they come
+        report(spec, work, collect(), data_info, cfg, args, outdir, time.time() - start)  # partial results as they come
     cells = collect()
     missing = [f"s{s}:{cell_name(c)}" for s, c in jobs
                if not (work / f"seed{s}" / cell_name(c) / "cell.json").is_file()]
@@ -763,6 +812,6 @@ def main(spec, argv=None):
         log(f"cells not finished: {', '.join(missing)}")
     if not cells:
         sys.exit("no finished cells")
-    text = report(spec, cells, data_info, cfg, args, outdir, time.time() - start)
+    text = report(spec, work, cells, data_info, cfg, args, outdir, time.time() - start)
     print(text)
     log(f"done in {time.time() - start:.0f}s; results in {outdir}")
