@@ -33,7 +33,7 @@ DOC_LANGS = ("hin_Deva", "spa_Latn")
 EVAL_SPLITS = [("sent", "test"), ("doc4", "test-doc4"), ("doc8", "test-doc8"), ("doc16", "test-doc16"),
                ("chapter", "test-chapter")]
 SETTINGS = {  # 2+2 layers of d 128: about 4x fewer FLOPs a token than 3+3 of d 256, measured at 0.4 updates/s
-    "full": dict(layers=2, dim=128, ffn=512, heads=4, base_updates=1200, ft_updates=150, max_tokens=4096,
+    "full": dict(layers=2, dim=128, ffn=512, heads=4, base_updates=800, ft_updates=120, max_tokens=4096,
                  beam=1, vocab=4000, test_sentences=None, docs_per_split=None, eval_splits=EVAL_SPLITS,
                  corpus=dict(test_sentences=50, docs_per_length=4, chapters=3), train_books=None,
                  base_positions=128, ft_positions=1024, gen_batch=32),
