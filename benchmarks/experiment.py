@@ -672,6 +672,7 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
                     lo = [min(c["scores"][s][group]["chrf++"] for c in cs) for s in splits]
                     hi = [max(c["scores"][s][group]["chrf++"] for c in cs) for s in splits]
                     ax.fill_between(x, lo, hi, color=colour, alpha=0.12, lw=0)
+        ax.set_ylim(bottom=0)
         top = ax.get_ylim()[1]
         ax.axvline(data_info["train_sentence_max_tokens"], color="k", lw=0.6, ls=":")
         ax.text(data_info["train_sentence_max_tokens"], top, " longest\n training\n sentence", fontsize=7, va="top")
