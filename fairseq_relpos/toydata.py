@@ -266,25 +266,33 @@ def write_manifest(corpus):
         f.write("\n")
 
 
-def train_sentencepiece(corpus, vocab_size):
+def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=False):
     """A joint SentencePiece model (``spm{vocab_size}.model``) on the untagged training text, and
-    every split encoded with it under ``spm/`` with the tags kept in front, as IndicTrans2 does;
-    for tests of the SentencePiece recipe. Returns the model's path."""
+    every split encoded with it under ``spm/`` with the tags kept in front, as IndicTrans2 does.
+    ``unique`` trains on each distinct line once (a source repeated for every target language
+    would otherwise outweigh the targets); ``normalization="nfkc"`` keeps zero-width (non-)joiners,
+    which ``nmt_nfkc`` partly removes. Returns the model's path."""
     import sentencepiece as spm
 
     from .documents import split_tags
 
     def untagged():
+        seen = set()
         for path in corpus.files("train"):
             with open(path, encoding="utf-8") as f:
                 for line in f:
-                    yield split_tags(line.strip())[1]
+                    text = split_tags(line.strip())[1]
+                    if unique:
+                        if text in seen:
+                            continue
+                        seen.add(text)
+                    yield text
 
     prefix = corpus.root / f"spm{vocab_size}"
     spm.SentencePieceTrainer.train(
         sentence_iterator=untagged(), model_prefix=str(prefix), vocab_size=vocab_size,
         model_type="unigram", character_coverage=1.0, num_threads=1, minloglevel=2,
-        hard_vocab_limit=False)
+        hard_vocab_limit=False, normalization_rule_name=normalization)
     model = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
     (corpus.root / "spm").mkdir(exist_ok=True)
     for split in corpus.splits:

@@ -1,0 +1,49 @@
+"""The shared experiment runner's own logic: job order and the run-on diagnosis (no training)."""
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import experiment  # noqa: E402
+
+
+def test_run_on_counts_capped_and_looping_hypotheses(tmp_path):
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    # three documents of 9 source tokens (+ end of sentence = 10): cap = 1.2 * 10 + 10 = 22 steps
+    (raw / "eval.src").write_text(("eng_Latn hin_Deva " + "a " * 7 + "\n") * 3)
+    refs = ["x y z w v u t", "p q r s t u v", "k l m n o p q"]
+    (raw / "eval.ref").write_text("\n".join(refs) + "\n")
+    hyps = ["x y z w v u t",                       # stopped: 8 steps
+            "p q r s p q r s p q r s p q r s p q r s p",  # looping, ran to the cap: 22 steps
+            "k l m n o p q r s t u v w x y z a b c d e"]  # 21 words, no loop, capped
+    steps = [8, 22, 22]
+    gen = tmp_path / "seed1" / "full-rope" / "generate.txt"
+    gen.parent.mkdir(parents=True)
+    lines = ["python -m fairseq_cli.generate data --max-len-a 1.2 --max-len-b 10 --max-len-a 1.2"]
+    for i, (h, n) in enumerate(zip(hyps, steps)):
+        lines += [f"S-{i}\tsrc", f"T-{i}\t{refs[i]}", f"H-{i}\t-0.5\t{h}", f"D-{i}\t-0.5\t{h}",
+                  f"P-{i}\t" + " ".join(["-0.1"] * n)]
+    gen.write_text("\n".join(lines) + "\n")
+    info = {"segments": [{"split": "doc", "lang": "hin_Deva", "tokens": 7}] * 3, "ref_file": "eval.ref"}
+    cell = {"seed": 1, "regime": "full", "positions": "rope"}
+    out = experiment.run_on(tmp_path, cell, info)["doc"]
+    assert out["at_cap"] == round(2 / 3, 3)
+    grams = [len(h.split()) - 3 for h in hyps]
+    repeats = 21 - 3 - 4  # the loop "p q r s": 18 4-grams, 4 distinct
+    assert out["repeated_4grams"] == round(repeats / sum(grams), 3)
+    assert out["repeated_4grams_ref"] == 0
+
+
+def test_jobs_put_headline_cells_first_and_variants_after_full():
+    corpus = experiment.Corpus(name="x", here=ROOT, settings={}, write=None, group=None,
+                               positions=("sinusoidal", "rope"), variants={"long": {"doc_budget": 9}})
+    args = argparse.Namespace(extra_seed_cells=["full:rope"], seeds=[1, 2], regimes=["none", "full", "lora"],
+                              positions=["sinusoidal", "rope"], variant_cells=["full:rope:long"], all_cells=False)
+    jobs = experiment.jobs_in_order(corpus, args, have_lora=True)
+    assert jobs == [(1, ("none", "sinusoidal")), (1, ("full", "sinusoidal")), (1, ("full", "rope")),
+                    (1, ("full", "rope", "long")), (2, ("none", "sinusoidal")), (2, ("full", "rope")),
+                    (1, ("lora", "sinusoidal")), (1, ("lora", "rope")), (1, ("none", "rope"))]
+    assert all(j[1][0] != "lora" for j in experiment.jobs_in_order(corpus, args, have_lora=False))
