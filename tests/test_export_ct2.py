@@ -240,7 +240,8 @@ def load(ckpt, data):
 
 def check_parity(raw, data, ckpt, out, cap_bound_beams=False):
     """Scores within TOL per token on the references; greedy and beam-4 hypotheses equal to
-    fairseq-generate's on >= 99% of the test set, every difference a near-tie.
+    fairseq-generate's on >= 99% of the test set, every difference a near-tie or, in beam search, a
+    hypothesis that ends at the length cap.
 
     ``cap_bound_beams``: for a model that decodes to the length cap, beam-4 inputs where either
     search ends at the cap are left out of the 99% (there fairseq forces </s> into the score
@@ -257,14 +258,17 @@ def check_parity(raw, data, ckpt, out, cap_bound_beams=False):
         fairseq = generate(data, ckpt, beam)
         assert sorted(fairseq) == list(range(len(sources)))
         ct2 = [ct2_translate.translate_batch(tr, [s], decoding, beam=beam)[0][0] for s in sources]
+        caps = [ct2_translate.max_length(decoding, [len(s)]) for s in sources]
+        at_cap = {i for i in range(len(sources)) if caps[i] in (len(ct2[i]), len(fairseq[i]))}
         counted = list(range(len(sources)))
         if cap_bound_beams and beam > 1:
-            caps = [ct2_translate.max_length(decoding, [len(s)]) for s in sources]
-            counted = [i for i in counted if caps[i] not in (len(ct2[i]), len(fairseq[i]))]
+            counted = [i for i in counted if i not in at_cap]
             assert len(counted) >= 0.8 * len(sources)
         differ = [i for i in counted if ct2[i] != fairseq[i]]
         assert len(differ) <= 0.01 * len(counted), (beam, differ)
         for i in differ:
+            if beam > 1 and i in at_cap:
+                continue  # the documented difference: fairseq scores a forced </s> at the cap
             mine, theirs = normalised(model, task, [sources[i]] * 2, [ct2[i], fairseq[i]])
             assert abs(mine - theirs) < NEAR_TIE, (beam, i, ct2[i], fairseq[i], mine, theirs)
 
