@@ -15,6 +15,7 @@ from fairseq import checkpoint_utils
 
 from .. import ct2_translate, export_ct2
 from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
+from ..files import check_folder
 from .merge import adapter_spec, merged_checkpoint
 
 
@@ -45,8 +46,7 @@ def main(args):
     outdir = os.path.abspath(args.outdir)
     if os.path.exists(outdir) and not args.force:
         raise FileExistsError(f"{args.outdir} exists; pass --force to replace it")
-    if not os.path.isdir(os.path.dirname(outdir)):
-        raise FileNotFoundError(f"the folder {os.path.dirname(outdir)} (for OUTDIR) does not exist")
+    check_folder(os.path.dirname(outdir), create=False)  # missing, a file, or not writable
     state = read_checkpoint(args.checkpoint)
     export_ct2.refuse_positions(model_args(state))
     data = args.data or _saved_data_folder(state)
