@@ -64,7 +64,7 @@ OPTIM = {  # learning rates and warm-up per stage
 COMMON_TRAIN = ["--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
                 "--criterion", "label_smoothed_cross_entropy", "--label-smoothing", "0.1",
                 "--dropout", "0.1", "--weight-decay", "0.0001", "--no-epoch-checkpoints",
-                "--disable-validation", "--num-workers", "0", "--no-progress-bar", "--log-interval", "50",
+                "--num-workers", "0", "--no-progress-bar", "--log-interval", "50",
                 "--log-format", "simple"]
 GEN_POSITIONS = 8192
 
@@ -98,18 +98,19 @@ def log(msg):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def run(tool, args, logfile, threads):
-    """Run a fairseq CLI, output to ``logfile``; returns wall seconds. Raises on failure."""
+def run(tool, args, logfile, threads, append=False):
+    """Run a fairseq CLI, output to ``logfile`` (appended to with ``append``, for a resumed
+    training); returns wall seconds. Raises on failure."""
     cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
                PYTHONWARNINGS="ignore")
     start = time.time()
-    with open(logfile, "w") as out:
+    with open(logfile, "a" if append else "w") as out:
         out.write(" ".join(cmd) + "\n")
         out.flush()
         proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
     if proc.returncode != 0:
-        tail = Path(logfile).read_text()[-3000:]
+        tail = Path(logfile).read_text(errors="replace")[-3000:]
         raise RuntimeError(f"fairseq-{tool} failed ({proc.returncode}), log {logfile}:\n{tail}")
     return time.time() - start
 
@@ -276,9 +277,13 @@ def prepare_data(spec, work, cfg, args, threads):
     write_lines(raw / "eval.src", src_lines)
     write_lines(raw / "eval.tgt", tgt_lines)
     write_lines(raw / "eval.ref", ref_lines)
+    sent = sum(seg["split"] == "sent" for seg in segments)  # the sentence test set alone: test1
+    for suffix, lines in (("src", src_lines), ("tgt", tgt_lines), ("ref", ref_lines)):
+        write_lines(raw / f"eval-sent.{suffix}", lines[:sent])
     train, valid = (encoded(s)[0].with_suffix("") for s in ("train", "valid"))
     run("preprocess", ["--source-lang", "src", "--target-lang", "tgt", "--trainpref", train,
-                       "--validpref", valid, "--testpref", raw / "eval", "--destdir", data / "base-bin",
+                       "--validpref", valid, "--testpref", f"{raw / 'eval'},{raw / 'eval-sent'}",
+                       "--destdir", data / "base-bin",
                        "--workers", "1"], data / "preprocess-base.log", threads)
     info = {
         "segments": segments,
@@ -326,44 +331,110 @@ def parse_train_log(path):
     text = Path(path).read_text()
     m = re.search(r"num\. (?:shared )?model params: ([\d,]+) \(num\. trained: ([\d,]+)\)", text)
     total, trained = (int(x.replace(",", "")) for x in m.groups()) if m else (None, None)
-    d = re.search(r"done training in ([\d.]+) seconds", text)
+    d = re.findall(r"done training in ([\d.]+) seconds", text)  # one per (resumed) run
     losses = re.findall(r"\| train \|.*?\| loss ([\d.]+) \|", text)
     return {"params_total": total, "params_trained": trained,
-            "train_loop_seconds": float(d.group(1)) if d else None,
+            "train_loop_seconds": round(sum(map(float, d)), 1) if d else None,
             "final_train_loss": float(losses[-1]) if losses else None}
 
 
-def train_base(spec, work, cfg, seed, threads):
+def train_base(spec, work, cfg, seed, threads, hours=None):
     save = work / f"seed{seed}" / "base"
     return wait_for(work, f"seed{seed}-base", save / "train.json",
-                    lambda: _train_base(spec, work, cfg, seed, threads, save))
+                    lambda: _train_base(spec, work, cfg, seed, threads, save, hours))
 
 
-def _train_base(spec, work, cfg, seed, threads, save):
-    if save.exists():
-        shutil.rmtree(save)
-    save.mkdir(parents=True)
+def _train_base(spec, work, cfg, seed, threads, save, hours=None):
+    """Train the base to a plateau of its validation loss (fairseq's ``--patience``: no new best
+    in that many validations), or ``base_updates``, or ``hours`` of training in all (fairseq's
+    ``--stop-time-hours``, counted across resumed runs). A re-run resumes from ``checkpoint_last.pt``;
+    the interval checkpoints are kept for the learning curve (:func:`base_curve`)."""
+    save.mkdir(parents=True, exist_ok=True)
     o = OPTIM["base"]
+    every = cfg.get("base_validate_interval", cfg["base_updates"])
     wall = run("train", [work / "data" / "base-bin", "--user-dir", PLUGIN, "--task", "translation",
                          "--arch", "transformer", *shape_args(spec, cfg), *COMMON_TRAIN,
                          *positions_args(cfg["base_positions"]),
                          "--lr-scheduler", "inverse_sqrt", "--lr", o["lr"], "--warmup-updates", o["warmup"],
                          "--max-tokens", cfg["max_tokens"], "--max-update", cfg["base_updates"], "--seed", seed,
-                         "--save-dir", save], save / "train.log", threads)
-    info = dict(parse_train_log(save / "train.log"), wall_seconds=round(wall, 1),
-                updates=cfg["base_updates"], threads=threads)
+                         "--validate-interval-updates", every, "--save-interval-updates", every,
+                         "--validate-interval", 1000, "--save-interval", 1000, "--keep-interval-updates", 1000,
+                         "--patience", cfg.get("base_patience", -1), "--stop-time-hours", hours or 0,
+                         "--save-dir", save], save / "train.log", threads, append=True)
+    info = dict(parse_train_log(save / "train.log"), wall_seconds=round(wall, 1), threads=threads,
+                valid=valid_curve(save / "train.log"))
+    info["updates"] = info["valid"][-1]["updates"] if info["valid"] else cfg["base_updates"]
     write_atomic(save / "train.json", json.dumps(info, indent=1) + "\n")
+
+
+def valid_curve(log_path):
+    """``[{updates, loss, nll_loss}]`` of every validation in a (possibly resumed) training log."""
+    out = {}
+    for line in Path(log_path).read_text(errors="replace").splitlines():
+        if "| valid on 'valid' subset |" in line:
+            fields = dict(re.findall(r"\| (\w+) ([\d.]+)", line))
+            out[int(fields["num_updates"])] = {"updates": int(fields["num_updates"]),
+                                               "loss": float(fields["loss"]), "nll_loss": float(fields["nll_loss"])}
+    return [out[k] for k in sorted(out)]
+
+
+def base_curve(spec, work, cfg, data_info, seed, threads):
+    """The base's learning curve: validation loss (from its training log) and verse ChrF++ (beam
+    ``curve_beam``, the sentence test set, per language and group) of every ``curve_every``-th
+    interval checkpoint and of the best one; cached per point in ``base/curve.json``."""
+    save = work / f"seed{seed}" / "base"
+    path = save / "curve.json"
+    points = {p["checkpoint"]: p for p in json.loads(path.read_text())} if path.is_file() else {}
+    valid = {v["updates"]: v for v in json.loads((save / "train.json").read_text())["valid"]}
+    chosen = sorted((int(c.stem.rsplit("_", 1)[1]), c) for c in save.glob("checkpoint_*_*.pt")
+                    if int(c.stem.rsplit("_", 1)[1]) % cfg.get("curve_every", cfg["base_updates"]) == 0)
+    chosen.append((None, save / "checkpoint_best.pt"))
+    segments = [s for s in data_info["segments"] if s["split"] == "sent"]
+    refs = read_lines(work / "data" / "raw" / "eval-sent.ref")
+    for updates, ckpt in chosen:
+        if ckpt.name in points or not ckpt.is_file():
+            continue
+        gen = save / f"curve-{ckpt.stem}.txt"
+        run("generate", [work / "data" / "base-bin", "--user-dir", PLUGIN, "--task", "translation_doc",
+                         "--path", ckpt, "--gen-subset", "test1", "--beam", cfg.get("curve_beam", 4), "--batch-size", 64,
+                         *spec.gen_args], gen, threads)
+        _, hyps, _ = read_generate(gen)
+        scores = {}
+        for group in ["all", *spec.groups, *data_info["languages"]]:
+            ids = [i for i, s in enumerate(segments)
+                   if group == "all" or s["lang"] == group or data_info["groups"][s["lang"]] == group]
+            if ids:
+                scores[group] = score([hyps[i] for i in ids], [refs[i] for i in ids])[0]
+        if updates is None:
+            updates = torch_free_updates(ckpt)
+        points[ckpt.name] = {"checkpoint": ckpt.name, "updates": updates, "valid": valid.get(updates),
+                             "beam": cfg.get("curve_beam", 4), "scores": scores}
+        write_atomic(path, json.dumps(sorted(points.values(), key=lambda p: (p["updates"], p["checkpoint"])),
+                                      indent=1) + "\n")
+        log(f"seed {seed} base curve {ckpt.name} ({updates} updates): verse ChrF++ "
+            + ", ".join(f"{g} {scores[g]['chrf++']:.1f}" for g in scores if g in ("all", *spec.groups)))
+    return sorted(points.values(), key=lambda p: (p["updates"], p["checkpoint"]))
+
+
+def torch_free_updates(ckpt):
+    """The update count saved in a fairseq checkpoint (read in a subprocess: this runner does not
+    import torch)."""
+    code = ("import sys, torch; s = torch.load(sys.argv[1], map_location='cpu', weights_only=False); "
+            "print(s['optimizer_history'][-1]['num_updates'])")
+    return int(subprocess.run([sys.executable, "-c", code, str(ckpt)], capture_output=True, text=True,
+                              check=True).stdout.split()[-1])
 
 
 def finetune(spec, work, cfg, seed, cell, save, threads):
     """Fine-tune (or, regime none, just switch) the base into ``save``; returns training info."""
     regime, positions, variant = (cell + (None,))[:3]
     ft = spec.variants.get(variant, {})
-    base = work / f"seed{seed}" / "base" / "checkpoint_last.pt"
+    base = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
     args = [work / "data" / ft_data_name(variant if "doc_budget" in ft else None), "--user-dir", PLUGIN,
             "--arch", ARCH[positions], "--finetune-from-model", base, *COMMON_TRAIN,
             *positions_args(ft.get("ft_positions", cfg["ft_positions"])),
-            "--max-tokens", ft.get("max_tokens", cfg["max_tokens"]), "--seed", seed, "--save-dir", save]
+            "--max-tokens", ft.get("max_tokens", cfg["max_tokens"]), "--seed", seed, "--save-dir", save,
+            "--disable-validation"]
     if positions == "sinusoidal":
         args += shape_args(spec, cfg)  # the stock transformer does not read its shape from the checkpoint
     if regime == "none":
@@ -461,7 +532,7 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
     if regime == "none" and positions == "sinusoidal":  # the base itself
         train = {"params_total": base_info["params_total"], "params_trained": 0, "wall_seconds": 0.0,
                  "train_loop_seconds": 0.0, "updates": 0, "threads": threads}
-        ckpt = work / f"seed{seed}" / "base" / "checkpoint_last.pt"
+        ckpt = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
     elif decode_only:
         train = dict(source["train"], reused_from=cell_name(cell[:2]))
         ckpt = work / f"seed{seed}" / cell_name(cell[:2]) / "checkpoint_last.pt"
@@ -745,6 +816,9 @@ def main(spec, argv=None):
                    "second runner with this on the same work directory to use a second free core "
                    "(cells are locked, so none runs twice)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from cached cells")
+    p.add_argument("--base-only", action="store_true", help="only the data, the bases and their learning curves")
+    p.add_argument("--base-hours", type=float, help="stop a base's training after this many hours in all "
+                   "(fairseq's --stop-time-hours; a re-run resumes it only if its train.json is removed)")
     if spec.add_arguments:
         spec.add_arguments(p)
     args = p.parse_args(argv)
@@ -788,6 +862,13 @@ def main(spec, argv=None):
         return found
 
     bases, failed = {}, []
+    if args.base_only:
+        for seed in args.seeds:
+            bases[seed] = train_base(spec, work, cfg, seed, threads(args), args.base_hours)
+            log(f"seed {seed} base: {bases[seed]['updates']} updates, valid "
+                + ", ".join(f"{v['updates']}:{v['loss']:.2f}" for v in bases[seed]["valid"]))
+            base_curve(spec, work, cfg, data_info, seed, threads(args))
+        return
     if args.reverse and not args.report_only:  # the second runner trains the other seeds' bases meanwhile
         for seed in reversed(args.seeds):
             bases[seed] = train_base(spec, work, cfg, seed, threads(args))
