@@ -1,1 +1,0 @@
-"""Subcommands of ``fairseq-relpos``; see ``fairseq_relpos.cli``."""
