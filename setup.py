@@ -20,5 +20,5 @@ setup(
     ],
     # ct2: `fairseq-relpos export` to CTranslate2 (encoder rotary attention needs >= 4.6.3)
     extras_require={"test": ["pytest"], "bench": ["matplotlib"], "ct2": ["ctranslate2>=4.6.3"]},
-    entry_points={"console_scripts": ["fairseq-relpos=fairseq_relpos.cli:main"]},
+    entry_points={"console_scripts": ["fairseq-relpos=fairseq_relpos.cli.main:main"]},
 )

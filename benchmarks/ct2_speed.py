@@ -18,7 +18,7 @@ Two shapes, both RoPE (``transformer_rope``, interleaved, half the head rotated)
 
 fairseq is what ``fairseq-generate`` runs (``task.build_generator`` + ``inference_step``, the
 same batches: sentences 16 at a time, documents one at a time); CTranslate2 runs
-``fairseq_relpos.ct2_translate.translate_batch`` on the exported directory. Beam 4, length
+``fairseq_relpos.ct2.translate.translate_batch`` on the exported directory. Beam 4, length
 penalty 1, ``--max-len-a 1.2 --max-len-b 10``. fairseq runs with ``torch.set_num_threads(n)``,
 CTranslate2 with ``intra_threads=n``. Every repeat runs the three decoders in turn (fairseq,
 CT2 float32, CT2 int8), so load from other processes on a shared machine falls on all alike;
@@ -49,9 +49,9 @@ from fairseq import checkpoint_utils, options, tasks  # noqa: E402
 from fairseq.data import Dictionary, data_utils  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 
-from fairseq_relpos import ct2_translate, export_ct2  # noqa: E402
-from fairseq_relpos.cli import main as _relpos  # noqa: E402
-from fairseq_relpos.evaluate import evaluate  # noqa: E402
+from fairseq_relpos.ct2 import export as export_ct2, translate as ct2_translate  # noqa: E402
+from fairseq_relpos.cli.main import main as _relpos  # noqa: E402
+from fairseq_relpos.scoring import evaluate  # noqa: E402
 
 PLUGIN = str(REPO / "fairseq_relpos")
 BEAM, MAX_LEN_A, MAX_LEN_B = 4, 1.2, 10

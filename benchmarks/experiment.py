@@ -21,7 +21,7 @@ it is written and tokenised, its language groups), and a thin script per corpus 
 4. every model decodes the sentence test set and the document test sets in one
    fairseq-generate run (``--task translation_doc``, raised max positions and max-len-a/b so
    that nothing is truncated), scored per test set (length bucket) and language group with
-   sacrebleu's ChrF++ (through ``fairseq_relpos.evaluate``) and BLEU, and the
+   sacrebleu's ChrF++ (through ``fairseq_relpos.scoring``) and BLEU, and the
    hypothesis/reference length ratio (whitespace tokens).
 
 Cells are cached (``WORKDIR/seed{S}/{cell}/cell.json``) and locked: a re-run skips finished
@@ -46,8 +46,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from fairseq_relpos.evaluate import evaluate, read_generate, read_lines  # noqa: E402
-from fairseq_relpos.make_docs import make_documents  # noqa: E402
+from fairseq_relpos.scoring import evaluate, read_generate, read_lines  # noqa: E402
+from fairseq_relpos.documents.make_docs import make_documents  # noqa: E402
 
 PLUGIN = str(REPO / "fairseq_relpos")
 POSITIONS = ("sinusoidal", "rope", "alibi", "nope")
@@ -459,7 +459,7 @@ def finetune(spec, work, cfg, seed, cell, save, threads):
 # ---------------------------------------------------------------- decoding and scoring
 
 def score(hyps, refs):
-    """ChrF++ (``fairseq_relpos.evaluate``), BLEU and the hypothesis/reference length ratio."""
+    """ChrF++ (``fairseq_relpos.scoring``), BLEU and the hypothesis/reference length ratio."""
     from sacrebleu.metrics import BLEU
     chrf = evaluate(hyps, refs)
     bleu = BLEU()

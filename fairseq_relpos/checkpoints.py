@@ -77,7 +77,9 @@ def _explain(path, err):
 
 
 def safe_torch_load(path, **kwargs):
-    """torch.load with weights_only=True and an error that names the file."""
+    """torch.load with weights_only=True (fairseq's plain-data globals allowed, whether or not
+    fairseq loaded the plugin) and an error that names the file."""
+    allow_fairseq_checkpoints()
     try:
         return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     except pickle.UnpicklingError as err:

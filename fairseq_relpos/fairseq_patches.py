@@ -11,7 +11,7 @@ from fairseq import checkpoint_utils
 from fairseq.data import data_utils, indexed_dataset
 from fairseq.tasks import FairseqTask
 
-from . import checkpoint_io
+from . import checkpoints
 
 
 class NoInputError(ValueError):
@@ -98,9 +98,9 @@ def install():
     # torch >= 2.6 unpickles with weights_only=True and fairseq does not say otherwise, so it
     # refuses every fairseq checkpoint (argparse.Namespace; numpy metrics of --eval-bleu runs):
     # allow exactly those plain-data globals, keeping the protection on for everything else.
-    checkpoint_io.allow_fairseq_checkpoints()
+    checkpoints.allow_fairseq_checkpoints()
     # fairseq's refusal does not say which file it would not load: name it.
-    checkpoint_utils.load_checkpoint_to_cpu = checkpoint_io.name_refused_file(
+    checkpoint_utils.load_checkpoint_to_cpu = checkpoints.name_refused_file(
         checkpoint_utils.load_checkpoint_to_cpu)
     # fairseq main (since its data2vec 2.0 commit; 0.12.2 did not) drops the last batch of every
     # split when its size is not a multiple of --required-batch-size-multiple (default 8):

@@ -1,4 +1,6 @@
-"""One validation of the positional options, for every path that takes them.
+"""The positional options: their names, choices, defaults and one validation, for every path
+that takes them. A leaf module (no torch, no fairseq), so the command line can build its parser
+without loading either.
 
 The model (fairseq-train/generate, through its architecture and ``build_model``), ``convert`` and
 the rotary module all check here, so a bad value is refused where it is given, naming the
@@ -9,6 +11,15 @@ import argparse
 import math
 import numbers
 
+POSITIONS = ("rope", "alibi", "nope")          # relative schemes: architectures transformer_{...}
+ROPE_LAYOUTS = ("interleaved", "half")
+ROPE_SCALINGS = ("none", "linear", "ntk")
+ALIBI_MODES = ("symmetric", "asymmetric", "causal")
+ALIBI_ENCODER_MODES = tuple(m for m in ALIBI_MODES if m != "causal")  # the decoder is always causal
+DEFAULTS = {"rope_theta": 10000.0, "rope_fraction": 0.5, "rope_layout": "interleaved",
+            "rope_scaling": "none", "rope_scaling_factor": 1.0, "alibi_encoder": "symmetric"}
+ROPE_OPTIONS = tuple(k for k in DEFAULTS if k.startswith("rope_"))
+ALIBI_OPTIONS = ("alibi_encoder",)
 POSITIVE_INTEGER = "a positive integer"
 RULES = {
     "rope_theta": ("a finite number > 1", lambda v: math.isfinite(v) and v > 1),
@@ -35,6 +46,47 @@ def check(name, value):
     if not _is_number(value, requirement == POSITIVE_INTEGER) or not ok(value):
         raise ValueError(f"{option(name)} must be {requirement}, got {value!r}")
     return value
+
+
+def add_arguments(parser, defaults_in_help=True):
+    """The ``--rope-*`` and ``--alibi-encoder`` options (fairseq-train's model arguments and
+    ``convert``'s). Their argparse default is None, so that an option given with a scheme it
+    does not apply to can be told from one left unset (:func:`refuse_unused`)."""
+    parser.add_argument("--rope-theta", type=argparse_type("rope_theta"), metavar="F",
+                        help="RoPE base wavelength (default 10000)")
+    parser.add_argument("--rope-fraction", type=argparse_type("rope_fraction"), metavar="F",
+                        help="share of each head's dimension that is rotated (default 0.5, "
+                             "as in the authors' fork; 1.0 rotates all)")
+    parser.add_argument("--rope-layout", choices=ROPE_LAYOUTS,
+                        help="pairs rotated together: interleaved (0,1),(2,3).. as in the "
+                             "authors' fork, or half (i, i+d/2) as in fairseq/NeoX (default interleaved)")
+    parser.add_argument("--rope-scaling", choices=ROPE_SCALINGS,
+                        help="position scaling for extrapolation: linear interpolation or "
+                             "NTK-aware (default none)")
+    parser.add_argument("--rope-scaling-factor", type=argparse_type("rope_scaling_factor"), metavar="F",
+                        help="scaling factor, e.g. target length / training length (default 1)")
+    parser.add_argument("--alibi-encoder", choices=ALIBI_ENCODER_MODES,
+                        help="ALiBi bias in the encoder (default symmetric); the decoder is causal")
+
+
+def refuse_unused(positions, values, explicit=False):
+    """Refuse a RoPE option with another scheme and ``--alibi-encoder`` without ALiBi: they would
+    be accepted and do nothing. ``values`` maps option names to what was given (None = unset).
+    Unless the values are all ``explicit`` (a command line of our own), one equal to the default
+    passes: a model config saved by fairseq holds every option's default, whatever the scheme."""
+    for name, value in values.items():
+        applies = (positions == "rope") if name in ROPE_OPTIONS else (positions == "alibi")
+        if value is not None and not applies and (explicit or value != DEFAULTS[name]):
+            scheme = "RoPE (transformer_rope, --pe rope)" if name in ROPE_OPTIONS else \
+                "ALiBi (transformer_alibi, --pe alibi)"
+            raise ValueError(f"{option(name)} {value} applies only to {scheme}, not to {positions} positions")
+
+
+def fill_defaults(args):
+    """Set every unset positional option of a model config to its default."""
+    for name, value in DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            setattr(args, name, value)
 
 
 def argparse_type(name):

@@ -10,8 +10,8 @@ from collections import defaultdict
 
 from sacrebleu.metrics import CHRF
 
-from .documents import split_tags
-from .files import text_lines
+from .documents.tags import split_tags
+from .safe_io import text_lines
 
 
 def read_lines(path):

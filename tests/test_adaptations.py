@@ -6,7 +6,7 @@ from fairseq.data import data_utils
 from fairseq.tasks import FairseqTask
 
 import fairseq_relpos
-from fairseq_relpos import adaptations
+from fairseq_relpos import fairseq_patches as adaptations
 
 PATCHED = [(checkpoint_utils, "load_checkpoint_to_cpu"), (data_utils, "batch_by_size"),
            (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator")]

@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from fairseq_relpos import bibledata, cli
-from fairseq_relpos.documents import split_tags
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.corpora import bible as bibledata
+from fairseq_relpos.documents.tags import split_tags
 
 # book -> verses per chapter; 1 and 19 (Psalms) train, 65 valid, 41 and 8 test
 BOOKS = {1: (10, 12), 19: (6, 6), 65: (5,), 41: (20, 17, 34), 8: (6,)}
@@ -180,7 +181,7 @@ def test_same_arguments_same_bytes_other_seed_other_tests(corpus, db, tmp_path):
 def test_sentencepiece_covers_every_script_and_keeps_joiners(corpus):
     import sentencepiece
 
-    from fairseq_relpos.toydata import train_sentencepiece
+    from fairseq_relpos.corpora.writing import train_sentencepiece
     model = sentencepiece.SentencePieceProcessor(
         model_file=str(train_sentencepiece(corpus, 200, normalization="nfkc", unique=True)))
     assert model.decode(model.encode(ZWJ[2])) == ZWJ[2]

@@ -3,14 +3,13 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
 from test_switch import ONE_THREAD, load_like_fairseq_train, reversal_base, start_argv  # noqa: E402,F401
 
-from fairseq_relpos import cli  # noqa: E402
+from fairseq_relpos.cli import main as cli  # noqa: E402
 
 
 def relpos(*argv):
@@ -94,7 +93,8 @@ def test_convert_refusals_write_nothing(reversal_base, tmp_path, capsys):
     junk = work / "junk.pt"
     junk.write_text("hello\n")
     assert "junk.pt is not a fairseq checkpoint" in _refusal(capsys, work, "convert", "--pe", "rope", junk, work / "o.pt")
-    assert "need --pe rope" in _refusal(capsys, work, "convert", "--pe", "alibi", "--rope-theta", 500, base, work / "o.pt")
+    assert "--rope-theta 500.0 applies only to RoPE" in _refusal(capsys, work, "convert", "--pe", "alibi", "--rope-theta", 500, base, work / "o.pt")
+    assert "--alibi-encoder asymmetric applies only to ALiBi" in _refusal(capsys, work, "convert", "--pe", "rope", "--alibi-encoder", "asymmetric", base, work / "o.pt")
     assert "already has sinusoidal" in _refusal(capsys, work, "convert", "--pe", "sinusoidal", base, work / "o.pt")
     state = torch.load(base, weights_only=True)
     state["model"]["encoder.embed_positions.weight"] = torch.zeros(66, 32)

@@ -9,9 +9,10 @@ from fairseq.data import Dictionary, LanguagePairDataset
 from fairseq.tasks.translation import TranslationTask
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train
-from fairseq_relpos import cli, toydata
-from fairseq_relpos.adaptations import NoInputError
-from fairseq_relpos.tasks.document_batching import InputTooLongError
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.corpora import toy as toydata
+from fairseq_relpos.fairseq_patches import NoInputError
+from fairseq_relpos.tasks.over_long_inputs import InputTooLongError
 from fairseq_relpos.tasks.translation_doc import TranslationDocConfig, TranslationDocTask
 from fairseq_relpos.tasks.translation_lora import TranslationLoRAConfig, TranslationLoRATask
 

@@ -2,7 +2,6 @@
 import os
 import pickle
 import random
-from pathlib import Path
 
 import pytest
 

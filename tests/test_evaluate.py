@@ -7,8 +7,8 @@ import sys
 import pytest
 from sacrebleu.metrics import CHRF
 
-from fairseq_relpos import cli
-from fairseq_relpos.evaluate import evaluate, length_bucket, read_generate
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.scoring import evaluate, length_bucket, read_generate
 
 
 def sample(n=40, seed=0):

@@ -27,7 +27,8 @@ from test_indictrans2_recipes import it2  # noqa: E402,F401
 from test_switch import ONE_THREAD, fairseq_train  # noqa: E402
 
 from fairseq import checkpoint_utils  # noqa: E402
-from fairseq_relpos import cli, ct2_translate, export_ct2  # noqa: E402
+from fairseq_relpos.cli import main as cli  # noqa: E402
+from fairseq_relpos.ct2 import export as export_ct2, translate as ct2_translate  # noqa: E402
 
 TOL = 1e-4  # nats per token
 NEAR_TIE = 2e-3  # nats: what the <pad> ban ordering alone can move a normalised score

@@ -17,7 +17,8 @@ from omegaconf import OmegaConf
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
 from model_builders import TINY, build, random_batch, write_dicts
 
-from fairseq_relpos import cli, lora
+from fairseq_relpos import lora
+from fairseq_relpos.cli import main as cli
 from fairseq_relpos.lora.wrap import base_key, is_adapter_key
 from fairseq_relpos.tasks.translation_lora import TranslationLoRATask
 

@@ -4,9 +4,9 @@ import tracemalloc
 
 import pytest
 
-from fairseq_relpos import cli
-from fairseq_relpos.documents import split_tags
-from fairseq_relpos.make_docs import make_documents
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.documents.tags import split_tags
+from fairseq_relpos.documents.make_docs import make_documents
 
 PAIRS = [("eng_Latn", "hin_Deva"), ("eng_Latn", "tam_Taml"), ("eng_Latn", "mar_Deva")]
 

@@ -12,8 +12,8 @@ import torch
 from fairseq import checkpoint_utils
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
-from fairseq_relpos import cli
-from fairseq_relpos.checkpoint_io import UnsafeCheckpointError, read_checkpoint
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.checkpoints import UnsafeCheckpointError, read_checkpoint
 
 BLEU_RUN = ["--eval-bleu", "--eval-bleu-args", '{"beam": 1}', "--eval-bleu-detok", "space",
             "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric"]

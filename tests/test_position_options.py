@@ -11,7 +11,7 @@ import fairseq_helpers as h  # noqa: E402
 from model_builders import build, write_dicts  # noqa: E402
 from test_switch import reversal_base  # noqa: E402,F401
 
-from fairseq_relpos import cli  # noqa: E402
+from fairseq_relpos.cli import main as cli  # noqa: E402
 from fairseq_relpos.modules import RotaryEmbedding  # noqa: E402
 
 # (convert options, the option the error must name); the tiny models have 8-dimensional heads

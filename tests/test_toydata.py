@@ -3,8 +3,10 @@ import json
 
 import pytest
 
-from fairseq_relpos import cli, toydata
-from fairseq_relpos.documents import split_tags
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.corpora import toy as toydata
+from fairseq_relpos.corpora.writing import train_sentencepiece
+from fairseq_relpos.documents.tags import split_tags
 
 SMALL = dict(train_sentences=120, valid_sentences=10, test_sentences=10, train_documents=6, test_documents=3)
 
@@ -106,7 +108,7 @@ def test_cli_and_bad_arguments(tmp_path, capsys):
 def test_sentencepiece_keeps_tags_and_is_deterministic(corpus, tmp_path):
     import sentencepiece
 
-    model = toydata.train_sentencepiece(corpus, 120)
+    model = train_sentencepiece(corpus, 120)
     sp = sentencepiece.SentencePieceProcessor(model_file=str(model))
     raw, encoded = read(corpus.files("test")[0]), read(corpus.root / "spm" / "test.src")
     assert len(raw) == len(encoded)
@@ -115,7 +117,7 @@ def test_sentencepiece_keeps_tags_and_is_deterministic(corpus, tmp_path):
         assert tags == split_tags(a)[0]
         assert sp.decode(text.split()) == split_tags(a)[1]
     again = toydata.write_toy_corpus(tmp_path / "b", seed=3, **SMALL)
-    other = sentencepiece.SentencePieceProcessor(model_file=str(toydata.train_sentencepiece(again, 120)))
+    other = sentencepiece.SentencePieceProcessor(model_file=str(train_sentencepiece(again, 120)))
     assert [other.id_to_piece(i) for i in range(len(other))] == [sp.id_to_piece(i) for i in range(len(sp))]
     for path in (corpus.root / "spm").iterdir():  # the model file names its directory; the pieces agree
         assert path.read_bytes() == (again.root / "spm" / path.name).read_bytes()

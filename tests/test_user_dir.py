@@ -39,7 +39,7 @@ def test_user_dir_command_works_from_another_folder(tmp_path):
 
 def test_printed_folder_is_accepted_after_the_plugin_was_imported(tmp_path):
     """fairseq refuses a --user-dir that is not the imported package's own folder."""
-    code = ("import argparse, fairseq_relpos; from fairseq import utils; from fairseq_relpos import cli; "
+    code = ("import argparse, fairseq_relpos; from fairseq import utils; from fairseq_relpos.cli import main as cli; "
             "import contextlib, io; out = io.StringIO()\n"
             "with contextlib.redirect_stdout(out): cli.main(['user-dir'])\n"
             "utils.import_user_module(argparse.Namespace(user_dir=out.getvalue().strip())); print('ok')")

@@ -6,7 +6,7 @@ long-context ability?
     python benchmarks/length_generalization/run.py --quick        # smoke test, a few minutes
     python benchmarks/length_generalization/run.py --seeds 1 2 3  # more seeds
 
-The shipped toy corpus (``fairseq_relpos.toydata``: eng_Toyl into four toy languages;
+The shipped toy corpus (``fairseq_relpos.corpora.toy``: eng_Toyl into four toy languages;
 document training data only for the *document languages* toya/toyb, whitespace tokens) run
 through the shared grid of ``benchmarks/experiment.py`` (see there: base, switch, full / LoRA /
 minLoRA fine-tuning with each position scheme, document decoding with ``--task
@@ -21,7 +21,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from benchmarks.experiment import Corpus, main  # noqa: E402
-from fairseq_relpos.toydata import DOC_SENTENCES, write_toy_corpus  # noqa: E402
+from fairseq_relpos.corpora.toy import DOC_SENTENCES, write_toy_corpus  # noqa: E402
 
 
 def doc_splits(lengths):

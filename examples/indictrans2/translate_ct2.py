@@ -11,7 +11,7 @@ Usage: translate_ct2.py [--sentences] [--beam N] [--threads N] CT2_DIR IT2_DIR S
             with a blank line between documents
 
 Search options (beam, --max-len-a/-b) are the ones recorded at export (decoding.json), applied
-as fairseq-generate applies them (fairseq_relpos.ct2_translate); documents are never cut.
+as fairseq-generate applies them (fairseq_relpos.ct2.translate); documents are never cut.
 """
 import argparse
 import sys
@@ -19,7 +19,7 @@ import sys
 import ctranslate2
 import sentencepiece as spm
 
-from fairseq_relpos.ct2_translate import load_decoding, translate_batch
+from fairseq_relpos.ct2.translate import load_decoding, translate_batch
 
 
 def documents(lines, sentences):

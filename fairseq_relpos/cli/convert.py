@@ -17,12 +17,9 @@ the quality of the original.
 The optimizer state is dropped (it doubles the file and a switched model is fine-tuned with a
 fresh optimizer); --keep-optimizer-state keeps it for resuming exactly.
 """
-from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
-from ..files import check_output
-from ..models.checkpoint_surgery import position_kind, switch_positions
-from ..modules.alibi import MODES as ALIBI_MODES
-from ..modules.rotary import LAYOUTS, SCALINGS
-from ..position_options import argparse_type
+from .. import positions
+from ..positions import argparse_type
+from ..safe_io import check_output
 
 RELATIVE_DEFAULT_MAX_POSITIONS = 4096
 
@@ -37,16 +34,7 @@ def add_arguments(parser):
                         help="max source and target positions saved in the config, which "
                              "fairseq uses to filter inputs (default: %d when leaving sinusoidal "
                              "positions, otherwise unchanged)" % RELATIVE_DEFAULT_MAX_POSITIONS)
-    parser.add_argument("--rope-theta", type=argparse_type("rope_theta"), metavar="F",
-                        help="RoPE base wavelength (default 10000)")
-    parser.add_argument("--rope-fraction", type=argparse_type("rope_fraction"), metavar="F",
-                        help="share of each head's dimension that is rotated (default 0.5)")
-    parser.add_argument("--rope-layout", choices=LAYOUTS, help="rotated pairs (default interleaved)")
-    parser.add_argument("--rope-scaling", choices=SCALINGS, help="position scaling (default none)")
-    parser.add_argument("--rope-scaling-factor", type=argparse_type("rope_scaling_factor"), metavar="F",
-                        help="scaling factor (default 1)")
-    parser.add_argument("--alibi-encoder", choices=[m for m in ALIBI_MODES if m != "causal"],
-                        help="ALiBi bias in the encoder (default symmetric)")
+    positions.add_arguments(parser)
     parser.add_argument("--keep-optimizer-state", action="store_true",
                         help="keep the optimizer state (dropped by default)")
     parser.add_argument("--force", action="store_true", help="replace OUT if it exists")
@@ -54,20 +42,18 @@ def add_arguments(parser):
 
 def main(args):
     check_output(args.output, force=args.force, inputs=[args.input])
-    if args.pe == "sinusoidal":
-        given = [o for o in ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
-                             "rope_scaling_factor", "alibi_encoder") if getattr(args, o) is not None]
-        if given:
-            raise ValueError(f"--{given[0].replace('_', '-')} has no meaning with --pe sinusoidal")
-    elif args.pe != "rope" and any(getattr(args, o) is not None for o in (
-            "rope_theta", "rope_fraction", "rope_layout", "rope_scaling", "rope_scaling_factor")):
-        raise ValueError("--rope-* options need --pe rope")
-    elif args.pe != "alibi" and args.alibi_encoder is not None:
-        raise ValueError("--alibi-encoder needs --pe alibi")
+    from ..checkpoints import model_args, read_checkpoint, write_checkpoint
+    from ..models.checkpoint_surgery import position_kind
+    from ..models.switch import switch_positions
+
+    given = {name: getattr(args, name) for name in positions.DEFAULTS}
+    if args.pe == "sinusoidal" and any(v is not None for v in given.values()):
+        name = next(n for n, v in given.items() if v is not None)
+        raise ValueError(f"{positions.option(name)} has no meaning with --pe sinusoidal")
+    positions.refuse_unused(args.pe, given, explicit=True)
 
     state = read_checkpoint(args.input)
-    options = {o: getattr(args, o) for o in ("rope_theta", "rope_fraction", "rope_layout",
-                                             "rope_scaling", "rope_scaling_factor", "alibi_encoder")}
+    options = given
     max_positions = args.max_positions
     if max_positions is None and args.pe != "sinusoidal" and \
             position_kind(model_args(state), state["model"]) in ("sinusoidal", "none"):

@@ -6,8 +6,8 @@ per-pair scores, read from the IndicTrans2 tags). Prints the sacrebleu signature
 """
 import json
 
-from ..evaluate import evaluate, read_generate, read_lines, table
-from ..files import check_output
+from ..scoring import evaluate, read_generate, read_lines, table
+from ..safe_io import check_output
 
 
 def add_arguments(parser):

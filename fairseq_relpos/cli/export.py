@@ -5,18 +5,13 @@ or IndicTrans2-named one, or a ``translation_lora`` checkpoint (adapters merged 
 exactly as ``fairseq-relpos merge`` does). ALiBi and NoPE are refused with the reason. OUTDIR
 gets model.bin, the vocabularies, CTranslate2's config.json and ``decoding.json``: the search
 options that make CTranslate2 decode like ``fairseq-generate`` (applied by
-``fairseq_relpos.ct2_translate``) and a README.md saying how. Nothing is written on any error.
+``fairseq_relpos.ct2.translate``) and a README.md saying how. Nothing is written on any error.
 """
 import json
 import os
 import tempfile
 
-from fairseq import checkpoint_utils
-
-from .. import ct2_translate, export_ct2
-from ..checkpoint_io import model_args, read_checkpoint, write_checkpoint
-from ..files import check_folder
-from .merge import adapter_spec, merged_checkpoint
+from ..safe_io import check_folder
 
 
 def add_arguments(parser):
@@ -42,6 +37,14 @@ def add_arguments(parser):
 
 
 def main(args):
+    from fairseq import checkpoint_utils
+
+    from .. import plugin  # noqa: F401  (the plugin's models, to load the checkpoint)
+    from ..checkpoints import model_args, read_checkpoint, write_checkpoint
+    from ..ct2 import export as export_ct2
+    from ..ct2 import translate as ct2_translate
+    from ..lora.merge import adapter_spec, merged_checkpoint
+
     export_ct2.require_ctranslate2()
     outdir = os.path.abspath(args.outdir)
     if os.path.exists(outdir) and not args.force:

@@ -6,8 +6,6 @@ checkpoint; shapes come from the weights where they can, from the saved config o
 import json
 import re
 
-from ..checkpoint_io import model_args, read_checkpoint
-from ..models.checkpoint_surgery import position_kind
 
 
 def add_arguments(parser):
@@ -26,6 +24,8 @@ def _shape(weights, key, dim):
 
 
 def _positions(args, weights):
+    from ..models.checkpoint_surgery import position_kind
+
     kind = position_kind(args, weights)
     out = {"type": kind}
     if kind == "rope":
@@ -49,6 +49,9 @@ def _distinct(weights):
 
 def describe(path):
     from fairseq.models import ARCH_MODEL_NAME_REGISTRY
+
+    from .. import plugin  # noqa: F401  (the plugin's architectures, to name them)
+    from ..checkpoints import model_args, read_checkpoint
 
     state = read_checkpoint(path)
     args, weights = model_args(state), state["model"]

@@ -1,20 +1,20 @@
 """fairseq-relpos: offline tools around the plugin (checkpoints, documents, evaluation).
 
-One subcommand per module in ``fairseq_relpos.commands``; each defines a docstring,
-``add_arguments(parser)`` and ``main(args)``.
+One subcommand per module of ``fairseq_relpos.cli`` named in :data:`COMMANDS`; each defines a
+docstring, ``add_arguments(parser)`` and ``main(args)``, and imports nothing heavy until
+``main`` runs, so that building the parser loads neither torch nor fairseq.
 """
 import argparse
 import importlib
-import pkgutil
 import sys
 
-from . import commands
+COMMANDS = ("bible_corpus", "convert", "evaluate", "export", "inspect", "make_docs", "merge",
+            "toy_corpus", "user_dir")
 
 
 def _subcommands():
-    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        module = importlib.import_module(f"{commands.__name__}.{info.name}")
-        yield info.name.replace("_", "-"), module
+    for name in COMMANDS:
+        yield name.replace("_", "-"), importlib.import_module(f"{__package__}.{name}")
 
 
 def build_parser():

@@ -5,7 +5,7 @@ and by a change of language pair), writes OUT.SRC, OUT.TGT and OUT.lines (the in
 numbers of each document's sentences). IndicTrans2's language tags are kept once per document.
 Streams in constant memory; outputs appear only if the whole input was valid.
 """
-from ..make_docs import make_documents
+from ..documents.make_docs import make_documents
 
 
 def add_arguments(parser):

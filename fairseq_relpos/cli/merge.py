@@ -7,9 +7,7 @@ state is dropped: it belonged to the adapters. With --adapters-only OUT holds ju
 (adapters, and biases/LayerNorms if they trained) and what identifies the base; apply it with
 ``--task translation_lora --lora-adapters OUT`` on that base.
 """
-from ..checkpoint_io import read_checkpoint, write_checkpoint
-from ..files import check_output
-from ..lora import adapters_payload, merged_state
+from ..safe_io import check_output
 
 
 def add_arguments(parser):
@@ -22,6 +20,10 @@ def add_arguments(parser):
 
 def main(args):
     check_output(args.output, force=args.force, inputs=[args.input])
+    from ..checkpoints import read_checkpoint, write_checkpoint
+    from ..lora import adapters_payload
+    from ..lora.merge import adapter_spec, merged_checkpoint
+
     state = read_checkpoint(args.input)
     spec = adapter_spec(state)
     if spec is None:
@@ -33,28 +35,3 @@ def main(args):
     write_checkpoint(result, args.output)
     what = f"{len(result['tensors'])} adapter tensors" if args.adapters_only else "merged checkpoint"
     print(f"wrote {what} to {args.output}")
-
-
-def adapter_spec(state):
-    """The adapter spec of a translation_lora checkpoint's state (None for any other)."""
-    cfg = state.get("cfg")
-    return getattr(cfg["model"] if cfg else None, "lora_spec", None)
-
-
-def merged_checkpoint(state):
-    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer."""
-    result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
-    result.update(model=merged_state(state["model"], adapter_spec(state)), cfg=_plain_cfg(state["cfg"]))
-    return result
-
-
-def _plain_cfg(cfg):
-    """The checkpoint's config as if trained with --task translation on the base arch."""
-    model = cfg["model"]
-    for key in [k for k in vars(model) if k.startswith("lora_")]:
-        delattr(model, key)
-    model._name, model.task = model.arch, "translation"
-    task = {k: v for k, v in cfg["task"].items() if not k.startswith("lora_")}
-    task["_name"] = "translation"
-    return dict(cfg, model=model, task=task)
-

@@ -2,10 +2,11 @@
 
 One source language (eng_Toyl) into four toy languages with their own words and word orders;
 sentence-level train/valid/test, document training data for some languages only, and
-document test sets of 2 to 32 sentences (see fairseq_relpos.toydata). Same options, same bytes.
+document test sets of 2 to 32 sentences (see fairseq_relpos.corpora.toy). Same options, same bytes.
 """
-from ..files import check_folder
-from ..toydata import TARGETS, train_sentencepiece, write_toy_corpus
+from ..safe_io import check_folder
+from ..corpora.toy import TARGETS, write_toy_corpus
+from ..corpora.writing import train_sentencepiece
 
 
 def add_arguments(parser):

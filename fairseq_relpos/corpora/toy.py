@@ -32,8 +32,8 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .corpus_files import WrittenCorpus
-from .documents import join_source, join_target
+from .writing import WrittenCorpus, token_lengths, write_lines, write_pairs
+from ..documents.tags import join_target
 
 SOURCE = "eng_Toyl"
 
@@ -165,18 +165,6 @@ def sentence_pairs(rng, language, count):
     return pairs[:count]
 
 
-def write_lines(path, lines):
-    with open(path, "w", encoding="utf-8", newline="\n") as f:
-        f.writelines(line + "\n" for line in lines)
-
-
-def write_pairs(root, split, rows):
-    """rows: (tags, source text, target text); returns the number of lines."""
-    write_lines(root / f"{split}.src", [join_source(tags, [s]) for tags, s, _ in rows])
-    write_lines(root / f"{split}.tgt", [t for _, _, t in rows])
-    return len(rows)
-
-
 def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], train_sentences=2000,
                      valid_sentences=50, test_sentences=100, train_documents=150, test_documents=16):
     """Write the corpus under ``outdir`` (created; existing toy files are overwritten) and return
@@ -234,12 +222,6 @@ def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], t
     return corpus
 
 
-def token_lengths(path):
-    with open(path, encoding="utf-8") as f:
-        lengths = [len(line.split()) for line in f]
-    return {"max": max(lengths), "mean": round(sum(lengths) / len(lengths), 1)}
-
-
 def write_manifest(corpus):
     manifest = {
         "source": SOURCE, "targets": list(corpus.targets), "doc_targets": list(corpus.doc_targets),
@@ -251,43 +233,3 @@ def write_manifest(corpus):
     with open(corpus.root / "corpus.json", "w", encoding="utf-8") as f:
         json.dump(manifest, f, indent=1, sort_keys=True)
         f.write("\n")
-
-
-def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=False):
-    """A joint SentencePiece model (``spm{vocab_size}.model``) on the untagged training text, and
-    every split encoded with it under ``spm/`` with the tags kept in front, as IndicTrans2 does.
-    ``unique`` trains on each distinct line once (a source repeated for every target language
-    would otherwise outweigh the targets); ``normalization="nfkc"`` keeps zero-width (non-)joiners,
-    which ``nmt_nfkc`` partly removes. Returns the model's path."""
-    import sentencepiece as spm
-
-    from .documents import split_tags
-
-    def untagged():
-        seen = set()
-        for path in corpus.files("train"):
-            with open(path, encoding="utf-8") as f:
-                for line in f:
-                    text = split_tags(line.strip())[1]
-                    if unique:
-                        if text in seen:
-                            continue
-                        seen.add(text)
-                    yield text
-
-    prefix = corpus.root / f"spm{vocab_size}"
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=untagged(), model_prefix=str(prefix), vocab_size=vocab_size,
-        model_type="unigram", character_coverage=1.0, num_threads=1, minloglevel=2,
-        hard_vocab_limit=False, normalization_rule_name=normalization)
-    model = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
-    (corpus.root / "spm").mkdir(exist_ok=True)
-    for split in corpus.splits:
-        for path in corpus.files(split):
-            with open(path, encoding="utf-8") as f:
-                lines = []
-                for line in f:
-                    tags, text = split_tags(line.strip())
-                    lines.append(join_source(tags, model.encode(text, out_type=str)))
-            write_lines(corpus.root / "spm" / path.name, lines)
-    return prefix.with_suffix(".model")

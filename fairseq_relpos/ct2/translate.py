@@ -71,7 +71,7 @@ Decode as `fairseq-generate --beam {decoding['beam']} --max-len-a {decoding['max
 
 ```python
 import ctranslate2
-from fairseq_relpos.ct2_translate import load_decoding, translate_batch
+from fairseq_relpos.ct2.translate import load_decoding, translate_batch
 
 translator = ctranslate2.Translator("THIS_DIR", device="cpu", intra_threads=2)
 decoding = load_decoding("THIS_DIR")

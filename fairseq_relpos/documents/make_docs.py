@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
-from .documents import join_source, join_target, split_tags
-from .files import check_output, text_lines
+from .tags import join_source, join_target, split_tags
+from ..safe_io import check_output, text_lines
 
 
 @dataclass

@@ -9,7 +9,7 @@ from collections import OrderedDict
 
 from torch import nn
 
-from ..models.relative_transformer import POSITIONS
+from ..positions import POSITIONS
 from . import loralib_layers, minlora
 from .spec import ALL_LINEAR, describe
 

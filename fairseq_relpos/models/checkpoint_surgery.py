@@ -3,9 +3,11 @@
 The only weights a relative model knowingly leaves behind are the sinusoidal tables, which
 are derived buffers, not learned. Everything else must match by name and shape; when it
 does not, the error says what and how to fix it instead of torch's bare key lists, and is
-raised before anything is copied. ``switch_positions`` is the same switch done offline on a
+raised before anything is copied. ``models.switch`` is the same switch done offline on a
 saved checkpoint (``fairseq-relpos convert``).
 """
+from ..positions import DEFAULTS
+
 SINUSOIDAL_BUFFERS = ("_float_tensor", "weights")
 
 
@@ -70,8 +72,7 @@ def describe_mismatch(missing, unexpected, wrong, limit=12):
     return "\n".join(lines + advice)
 
 
-RELATIVE_OPTIONS = ("relative_positions", "rope_theta", "rope_fraction", "rope_layout",
-                    "rope_scaling", "rope_scaling_factor", "alibi_encoder")
+RELATIVE_OPTIONS = ("relative_positions", *DEFAULTS)
 
 
 def position_kind(args, weights=()):
@@ -82,47 +83,3 @@ def position_kind(args, weights=()):
             k.endswith("embed_positions.weight") for k in weights):
         return "learned"
     return "none" if args.get("no_token_positional_embeddings") else "sinusoidal"
-
-
-def switch_positions(state, positions, options, max_positions=None):
-    """Rewrite a loaded checkpoint in place to ``positions`` ('rope', 'alibi', 'nope' or
-    'sinusoidal'). ``options`` are relative-position options to set (None = keep the
-    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers. A LoRA
-    checkpoint keeps its adapters, their spec and the model name that re-wraps them
-    (``lora.rebuild``); only ``arch`` changes, so it still loads without --task."""
-    from argparse import Namespace
-    from .relative_transformer import relative_architecture
-
-    from ..checkpoint_io import model_args
-    from ..lora import rebuild
-    args = model_args(state)
-    adapted = args.get("_name") == rebuild.NAME
-    current = position_kind(args, state["model"])
-    if current == "learned":
-        raise CheckpointMismatchError("the checkpoint has learned positional embeddings; only "
-                                      "sinusoidal or relative checkpoints can be converted")
-    if positions == "sinusoidal":
-        if current == "sinusoidal":
-            raise ValueError("the checkpoint already has sinusoidal positions")
-        for key in RELATIVE_OPTIONS:
-            args.pop(key, None)
-        args.update(_name=rebuild.NAME if adapted else "transformer", arch="transformer",
-                    no_token_positional_embeddings=False)
-    else:
-        drop_absolute_positions(state["model"])
-        new = Namespace(**args)
-        new.relative_positions = positions
-        for key, value in options.items():
-            if value is not None:
-                setattr(new, key, value)
-        relative_architecture(new)
-        args.clear()
-        # fairseq keys cfg.model._name by architecture, not by model.
-        args.update(vars(new), _name=rebuild.NAME if adapted else f"transformer_{positions}",
-                    arch=f"transformer_{positions}")
-    if max_positions is not None:
-        task = state["cfg"].get("task") if isinstance(state.get("cfg"), dict) else None
-        for where in (args, task):
-            if where is not None:
-                where["max_source_positions"] = where["max_target_positions"] = max_positions
-    return current

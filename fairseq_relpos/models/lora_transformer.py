@@ -9,7 +9,7 @@ it the same way before the strict ``load_state_dict``.
 from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, BaseFairseqModel, register_model,
                             register_model_architecture)
 
-from .wrap import wrap
+from ..lora.wrap import wrap
 
 NAME = "lora_adapted"
 

@@ -9,14 +9,11 @@ these models by name (see ``checkpoint_surgery``).
 from fairseq.models import register_model, register_model_architecture
 from fairseq.models.transformer import TransformerModel, base_architecture
 
-from .. import position_options
+from .. import positions
 from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
-from ..modules.alibi import MODES as ALIBI_MODES
-from ..modules.rotary import LAYOUTS, SCALINGS
+from ..positions import POSITIONS
 from . import checkpoint_surgery
 from .shape_inheritance import inherit_shape_from_checkpoint
-
-POSITIONS = ("rope", "alibi", "nope")
 
 
 @register_model("transformer_relpos")
@@ -24,22 +21,7 @@ class RelativeTransformerModel(TransformerModel):
     @staticmethod
     def add_args(parser):
         TransformerModel.add_args(parser)
-        parser.add_argument("--rope-theta", type=position_options.argparse_type("rope_theta"), metavar="F",
-                            help="RoPE base wavelength (default 10000)")
-        parser.add_argument("--rope-fraction", type=position_options.argparse_type("rope_fraction"), metavar="F",
-                            help="share of each head's dimension that is rotated (default 0.5, "
-                                 "as in the authors' fork; 1.0 rotates all)")
-        parser.add_argument("--rope-layout", choices=LAYOUTS,
-                            help="pairs rotated together: interleaved (0,1),(2,3).. as in the "
-                                 "authors' fork, or half (i, i+d/2) as in fairseq/NeoX (default interleaved)")
-        parser.add_argument("--rope-scaling", choices=SCALINGS,
-                            help="position scaling for extrapolation: linear interpolation or "
-                                 "NTK-aware (default none)")
-        parser.add_argument("--rope-scaling-factor", type=position_options.argparse_type("rope_scaling_factor"),
-                            metavar="F",
-                            help="scaling factor, e.g. target length / training length (default 1)")
-        parser.add_argument("--alibi-encoder", choices=[m for m in ALIBI_MODES if m != "causal"],
-                            help="ALiBi bias in the encoder (default symmetric); the decoder is causal")
+        positions.add_arguments(parser)
 
     @classmethod
     def build_model(cls, args, task):
@@ -47,7 +29,7 @@ class RelativeTransformerModel(TransformerModel):
         if getattr(args, "cross_self_attention", False):
             raise ValueError("--cross-self-attention is not supported with relative positions")
         _lengths_from_task(args, task)
-        position_options.check_model(args)
+        positions.check_model(args)
         model = super().build_model(args, task)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
@@ -98,15 +80,12 @@ def relative_architecture(args):
                          f"use one of the architectures transformer_{{{','.join(POSITIONS)}}}")
     if getattr(args, "encoder_learned_pos", False) or getattr(args, "decoder_learned_pos", False):
         raise ValueError("--encoder/decoder-learned-pos contradicts relative positions")
+    positions.refuse_unused(args.relative_positions, {name: getattr(args, name, None)
+                                                      for name in positions.DEFAULTS})
     args.no_token_positional_embeddings = True
-    args.rope_theta = getattr(args, "rope_theta", 10000.0)
-    args.rope_fraction = getattr(args, "rope_fraction", 0.5)
-    args.rope_layout = getattr(args, "rope_layout", "interleaved")
-    args.rope_scaling = getattr(args, "rope_scaling", "none")
-    args.rope_scaling_factor = getattr(args, "rope_scaling_factor", 1.0)
-    args.alibi_encoder = getattr(args, "alibi_encoder", "symmetric")
+    positions.fill_defaults(args)
     base_architecture(args)
-    position_options.check_model(args)
+    positions.check_model(args)
 
 
 def _register(positions):

@@ -8,7 +8,7 @@ line left unset from that checkpoint instead. fairseq adds model options with
 """
 import os
 
-from ..checkpoint_io import read_model_args
+from ..checkpoints import read_model_args
 from .checkpoint_surgery import CheckpointMismatchError
 
 # Options that decide which weights exist and what shape they have, or how a stock layer

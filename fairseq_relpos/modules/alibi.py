@@ -15,7 +15,7 @@ from typing import Optional, Tuple
 import torch
 from torch import nn
 
-MODES = ("symmetric", "asymmetric", "causal")
+from ..positions import ALIBI_MODES as MODES
 
 
 def alibi_slopes(num_heads):

@@ -10,10 +10,9 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-from ..position_options import rotated_dims
-
-LAYOUTS = ("interleaved", "half")
-SCALINGS = ("none", "linear", "ntk")
+from ..positions import ROPE_LAYOUTS as LAYOUTS
+from ..positions import ROPE_SCALINGS as SCALINGS
+from ..positions import rotated_dims
 
 
 class RotaryEmbedding(nn.Module):

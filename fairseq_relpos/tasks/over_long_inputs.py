@@ -6,7 +6,7 @@ fairseq refuses an input longer than max positions by naming the first one only,
 inputs raise :class:`InputTooLongError` naming every one of them (id, line, size, limit); with
 ``--skip-invalid-size-inputs-valid-test`` they are skipped and every skipped id is logged.
 (That every input is batched, under any task, is the plugin's run-time adaptation
-``adaptations.keep_last_batch``.) Training keeps fairseq's behaviour (skipping over-long training
+``fairseq_patches.keep_last_batch``.) Training keeps fairseq's behaviour (skipping over-long training
 pairs is how fairseq trains). Use it first in the bases of a ``TranslationTask`` subclass:
 ``class MyTask(DocumentBatchingMixin, TranslationTask)``.
 """

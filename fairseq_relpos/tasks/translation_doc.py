@@ -2,15 +2,15 @@
 
 Identical to ``translation`` (same options, data and checkpoints) except that outside training
 over-long inputs are named, never skipped silently
-(:class:`~fairseq_relpos.tasks.document_batching.DocumentBatchingMixin`). Every input is batched
-under any task once the plugin is loaded (``adaptations.keep_last_batch``).
+(:class:`~fairseq_relpos.tasks.over_long_inputs.DocumentBatchingMixin`). Every input is batched
+under any task once the plugin is loaded (``fairseq_patches.keep_last_batch``).
 """
 from dataclasses import dataclass
 
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from .document_batching import DocumentBatchingMixin
+from .over_long_inputs import DocumentBatchingMixin
 
 
 @dataclass

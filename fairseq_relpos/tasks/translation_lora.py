@@ -6,7 +6,7 @@ the chosen ``--lora-style``: ``lora`` (the authors' fork: loralib on k_proj,v_pr
 alpha 16, dropout 0.05) or ``minlora`` (parametrizations on every linear weight, rank 4,
 alpha 1). Like ``translation_doc``, it names over-long inputs (see ``document_batching``).
 The adapter spec is saved in the checkpoint's model config, so stock
-``fairseq-generate --user-dir fairseq_relpos`` rebuilds and re-wraps it (see ``lora.rebuild``).
+``fairseq-generate --user-dir fairseq_relpos`` rebuilds and re-wraps it (see ``models.lora_transformer``).
 """
 import logging
 from dataclasses import dataclass, field
@@ -16,9 +16,9 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from .. import lora
-from ..checkpoint_io import safe_torch_load
-from ..lora import rebuild
-from .document_batching import DocumentBatchingMixin
+from ..checkpoints import safe_torch_load
+from ..models import lora_transformer
+from .over_long_inputs import DocumentBatchingMixin
 
 logger = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class TranslationLoRATask(DocumentBatchingMixin, TranslationTask):
         lora.wrap(model, self._spec(payload))
         if payload is not None:
             lora.load_adapters(model, payload, cfg.arch, self.cfg.lora_adapters)
-        rebuild.mark(cfg, model)
+        lora_transformer.mark(cfg, model)
         logger.info(lora.summary(model))
         return model
 

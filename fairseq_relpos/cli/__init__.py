@@ -1,0 +1,2 @@
+"""The ``fairseq-relpos`` command (:mod:`.main`): one thin module per subcommand, which imports
+the library it calls (torch, fairseq) only when it runs."""

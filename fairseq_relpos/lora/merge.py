@@ -1,0 +1,28 @@
+"""A translation_lora checkpoint as a plain one: the adapters folded into the weights
+(``fairseq-relpos merge``, and ``export`` before it converts)."""
+from .wrap import merged_state
+
+
+def adapter_spec(state):
+    """The adapter spec of a translation_lora checkpoint's state (None for any other)."""
+    cfg = state.get("cfg")
+    return getattr(cfg["model"] if cfg else None, "lora_spec", None)
+
+
+def merged_checkpoint(state):
+    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer."""
+    result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
+    result.update(model=merged_state(state["model"], adapter_spec(state)), cfg=_plain_cfg(state["cfg"]))
+    return result
+
+
+def _plain_cfg(cfg):
+    """The checkpoint's config as if trained with --task translation on the base arch."""
+    model = cfg["model"]
+    for key in [k for k in vars(model) if k.startswith("lora_")]:
+        delattr(model, key)
+    model._name, model.task = model.arch, "translation"
+    task = {k: v for k, v in cfg["task"].items() if not k.startswith("lora_")}
+    task["_name"] = "translation"
+    return dict(cfg, model=model, task=task)
+
