@@ -6,6 +6,7 @@ docstring, ``add_arguments(parser)`` and ``main(args)``, and imports nothing hea
 """
 import argparse
 import importlib
+import logging
 import sys
 
 COMMANDS = ("bible_corpus", "convert", "evaluate", "export", "inspect", "make_docs", "merge",
@@ -28,6 +29,10 @@ def build_parser():
 
 
 def main(argv=None):
+    # fairseq's text_to_speech task configures the root logger at INFO when fairseq is imported,
+    # and then says "Please install tensorboardX": configured first, the root logger shows only
+    # what is worth a user's attention.
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     args = build_parser().parse_args(argv)
     try:
         return args.run(args) or 0
