@@ -77,6 +77,12 @@ def check_model(args):
     for name in ("max_source_positions", "max_target_positions"):
         if getattr(args, name, None) is not None:
             check(name, getattr(args, name))
+    if getattr(args, "relative_positions", None) == "alibi":
+        from .modules.alibi import MODES  # here: modules import this module
+        encoder_modes = [m for m in MODES if m != "causal"]
+        if getattr(args, "alibi_encoder", None) not in encoder_modes:
+            raise ValueError(f"--alibi-encoder must be one of {', '.join(encoder_modes)}, "
+                             f"got {getattr(args, 'alibi_encoder', None)!r}")
     if getattr(args, "relative_positions", None) == "rope":
         for stack in ("encoder", "decoder"):
             dim, heads = getattr(args, f"{stack}_embed_dim"), getattr(args, f"{stack}_attention_heads")

@@ -7,6 +7,7 @@ import json
 import re
 
 from ..checkpoint_io import model_args, read_checkpoint
+from ..fork import NOTES
 from ..models.checkpoint_surgery import position_kind
 
 
@@ -87,6 +88,7 @@ def describe(path):
                  "target_lang": (task.get("target_lang") if task_name else None) or args.get("target_lang")},
         "updates": (state.get("optimizer_history") or [{}])[-1].get("num_updates"),
         "optimizer_state": "last_optimizer_state" in state,
+        "read_as": state.get(NOTES),
     }
 
 
@@ -112,6 +114,8 @@ def _text(info):
               f"fairseq:        {info['fairseq_version'] or 'version not recorded'}",
               "task:           {name} {source_lang}->{target_lang}".format(**info["task"]),
               f"updates:        {info['updates']}, optimizer state {'kept' if info['optimizer_state'] else 'absent'}"]
+    if info["read_as"]:
+        lines.append("read as:        " + "; ".join(info["read_as"]))
     return "\n".join(lines)
 
 
