@@ -123,7 +123,8 @@ def read_checkpoint(path):
                          f"{type(err).__name__}: {said})") from err
     if not isinstance(state, dict) or "model" not in state or not (state.get("cfg") or state.get("args")):
         raise ValueError(f"{path} is not a fairseq checkpoint: it has no 'model' weights and 'cfg'/'args'")
-    return state
+    from .fork import translate  # a checkpoint of the authors' fork reads as this plugin's
+    return translate(state, path)
 
 
 def model_args(state):

@@ -11,7 +11,7 @@ from fairseq import checkpoint_utils
 from fairseq.data import data_utils, indexed_dataset
 from fairseq.tasks import FairseqTask
 
-from . import checkpoints
+from . import checkpoints, fork
 
 
 class NoInputError(ValueError):
@@ -102,6 +102,9 @@ def install():
     # fairseq's refusal does not say which file it would not load: name it.
     checkpoint_utils.load_checkpoint_to_cpu = checkpoints.name_refused_file(
         checkpoint_utils.load_checkpoint_to_cpu)
+    # Checkpoints of the authors' fork name options and weights stock fairseq ignores or lacks
+    # (rope_args, fused q/k/v, ...): every command reads them as this plugin's (fork.translate).
+    checkpoint_utils.load_checkpoint_to_cpu = fork.translate_on_load(checkpoint_utils.load_checkpoint_to_cpu)
     # fairseq main (since its data2vec 2.0 commit; 0.12.2 did not) drops the last batch of every
     # split when its size is not a multiple of --required-batch-size-multiple (default 8):
     # generate loses up to 7 inputs (all of a set smaller than 8), validate scores fewer sentences.

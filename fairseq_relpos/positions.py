@@ -14,7 +14,7 @@ import numbers
 POSITIONS = ("rope", "alibi", "nope")          # relative schemes: architectures transformer_{...}
 ROPE_LAYOUTS = ("interleaved", "half")
 ROPE_SCALINGS = ("none", "linear", "ntk")
-ALIBI_MODES = ("symmetric", "asymmetric", "causal")
+ALIBI_MODES = ("symmetric", "asymmetric", "half-nearer-ahead", "causal")
 ALIBI_ENCODER_MODES = tuple(m for m in ALIBI_MODES if m != "causal")  # the decoder is always causal
 DEFAULTS = {"rope_theta": 10000.0, "rope_fraction": 0.5, "rope_layout": "interleaved",
             "rope_scaling": "none", "rope_scaling_factor": 1.0, "alibi_encoder": "symmetric"}
@@ -129,6 +129,10 @@ def check_model(args):
     for name in ("max_source_positions", "max_target_positions"):
         if getattr(args, name, None) is not None:
             check(name, getattr(args, name))
+    if getattr(args, "relative_positions", None) == "alibi":
+        if getattr(args, "alibi_encoder", None) not in ALIBI_ENCODER_MODES:
+            raise ValueError(f"--alibi-encoder must be one of {', '.join(ALIBI_ENCODER_MODES)}, "
+                             f"got {getattr(args, 'alibi_encoder', None)!r}")
     if getattr(args, "relative_positions", None) == "rope":
         for stack in ("encoder", "decoder"):
             dim, heads = getattr(args, f"{stack}_embed_dim"), getattr(args, f"{stack}_attention_heads")

@@ -3,12 +3,13 @@
 # torch is installed first and pinned: fairseq's dependencies would otherwise pull the newest
 # CUDA build (several GB). Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.5.1".
 # EXTRAS picks the optional dependencies: by default the tests' and CTranslate2 (for
-# `fairseq-relpos export` and its tests); EXTRAS=test leaves CTranslate2 out.
+# `fairseq-relpos export` and its tests) and safetensors (model.safetensors in import-hf/export-hf);
+# EXTRAS=test leaves both out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
-EXTRAS=${EXTRAS:-test,ct2}
+EXTRAS=${EXTRAS:-test,ct2,hf}
 "$PYTHON" - <<'PY'
 import sys
 if not (3, 10) <= sys.version_info[:2] <= (3, 12):

@@ -52,6 +52,7 @@ def describe(path):
 
     from .. import plugin  # noqa: F401  (the plugin's architectures, to name them)
     from ..checkpoints import model_args, read_checkpoint
+    from ..fork import NOTES
 
     state = read_checkpoint(path)
     args, weights = model_args(state), state["model"]
@@ -90,6 +91,7 @@ def describe(path):
                  "target_lang": (task.get("target_lang") if task_name else None) or args.get("target_lang")},
         "updates": (state.get("optimizer_history") or [{}])[-1].get("num_updates"),
         "optimizer_state": "last_optimizer_state" in state,
+        "read_as": state.get(NOTES),
     }
 
 
@@ -115,6 +117,8 @@ def _text(info):
               f"fairseq:        {info['fairseq_version'] or 'version not recorded'}",
               "task:           {name} {source_lang}->{target_lang}".format(**info["task"]),
               f"updates:        {info['updates']}, optimizer state {'kept' if info['optimizer_state'] else 'absent'}"]
+    if info["read_as"]:
+        lines.append("read as:        " + "; ".join(info["read_as"]))
     return "\n".join(lines)
 
 

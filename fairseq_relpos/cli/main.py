@@ -9,8 +9,8 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("bible_corpus", "convert", "evaluate", "export", "inspect", "make_docs", "merge",
-            "toy_corpus", "user_dir")
+COMMANDS = ("bible_corpus", "convert", "evaluate", "export", "export_hf", "import_hf", "inspect",
+            "make_docs", "merge", "toy_corpus", "user_dir")
 
 
 def _subcommands():

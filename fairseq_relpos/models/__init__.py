@@ -1,1 +1,1 @@
-from . import indictrans2, relative_transformer  # noqa: F401  (registers architectures)
+from . import fork_architectures, indictrans2, relative_transformer  # noqa: F401  (registers architectures)

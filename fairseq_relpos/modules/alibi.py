@@ -42,6 +42,9 @@ class ALiBi(nn.Module):
     symmetric: -m_h |i - j| (encoder). asymmetric: -m_h (i - j) looking back and
     -m'_h (j - i) looking ahead, where m' is the slope list reversed over heads, so heads
     that see far into the past see little of the future and the other way round (encoder).
+    half-nearer-ahead: -m_h |i - j| for keys at or before the query and -m_h (|i - j| - 1/2)
+    for keys after it, same slopes (encoder): what the authors' fork calls "asymmetrical"
+    (fairseq/utils.py ``alibi`` at f6cd0f72), a key ahead counts as half a position nearer.
     causal: -m_h (i - j) for j <= i (decoder; future keys are masked by the caller).
     """
 
@@ -65,6 +68,8 @@ class ALiBi(nn.Module):
             bias = -slopes * dist.abs()
         elif self.mode == "causal":
             bias = -slopes * dist.clamp(min=0)
+        elif self.mode == "half-nearer-ahead":
+            bias = -slopes * torch.where(dist >= 0, dist, -dist - 0.5)
         else:
             ahead = slopes.flip(0)
             bias = torch.where(dist >= 0, -slopes * dist, ahead * dist)
