@@ -19,4 +19,14 @@ PY
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "$TORCH_SPEC"
 .venv/bin/python -m pip install -q -e ".[$EXTRAS]"
+# fairseq resolves a relative --user-dir against the working directory, then beside its own
+# package (site-packages, where a regular install puts the plugin and an editable one puts
+# nothing): a link there makes `--user-dir fairseq_relpos` work from any folder. Only a link
+# of ours is ever replaced, never a folder.
+SITE=$(.venv/bin/python -c "import fairseq, os; print(os.path.dirname(os.path.dirname(os.path.abspath(fairseq.__file__))))" 2>/dev/null)
+if [ -L "$SITE/fairseq_relpos" ] || [ ! -e "$SITE/fairseq_relpos" ]; then
+    ln -sfn "$PWD/fairseq_relpos" "$SITE/fairseq_relpos"
+else
+    echo "note: $SITE/fairseq_relpos exists and is not a link; --user-dir fairseq_relpos will load it" >&2
+fi
 .venv/bin/python -c "import fairseq, torch, fairseq_relpos; print('fairseq', fairseq.__version__, '| torch', torch.__version__, '| fairseq_relpos', fairseq_relpos.__version__)"

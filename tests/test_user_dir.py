@@ -1,8 +1,9 @@
-"""The README's ``--user-dir "$(fairseq-relpos user-dir)"`` works from any folder.
+"""``--user-dir fairseq_relpos`` and ``--user-dir "$(fairseq-relpos user-dir)"`` work from any folder.
 
-fairseq resolves a relative --user-dir against the working directory, so the plain name works
-only from the repository root. Run as the README writes it (bash, installed console scripts),
-from a temporary folder that has no ``fairseq_relpos`` of its own.
+fairseq resolves a relative --user-dir against the working directory, then beside its own
+package, where set-up links the plugin (scripts/bootstrap.sh). Run as the README writes it
+(bash, installed console scripts), from a temporary folder that has no ``fairseq_relpos`` of
+its own.
 """
 import os
 import subprocess
@@ -27,8 +28,8 @@ def test_user_dir_command_works_from_another_folder(tmp_path):
     data = preprocess(raw, tmp_path / "bin")
     work = tmp_path / "elsewhere"
     work.mkdir()
-    # the editable install's code, i.e. this checkout
-    assert shell("fairseq-relpos user-dir", work).strip() == str(REPO / "fairseq_relpos")
+    # the editable install's code, i.e. this checkout (through set-up's link in site-packages)
+    assert os.path.realpath(shell("fairseq-relpos user-dir", work).strip()) == str(REPO / "fairseq_relpos")
     options = " ".join(map(str, TINY + TRAIN))
     shell(f'fairseq-train {data} --user-dir "$(fairseq-relpos user-dir)" --arch transformer_rope '
           f'{options} --max-update 2 --save-dir ckpt', work)
@@ -45,3 +46,23 @@ def test_printed_folder_is_accepted_after_the_plugin_was_imported(tmp_path):
             "utils.import_user_module(argparse.Namespace(user_dir=out.getvalue().strip())); print('ok')")
     proc = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, env=ENV)
     assert proc.returncode == 0 and proc.stdout.split()[-1] == "ok", proc.stderr[-2000:]
+
+
+def test_short_user_dir_works_from_another_folder(tmp_path):
+    """The mission's own command line, from a folder that is not the repository root."""
+    raw = write_reversal_corpus(tmp_path / "raw", sizes=(("train", 40), ("valid", 8), ("test", 5)))
+    data = preprocess(raw, tmp_path / "bin")
+    work = tmp_path / "elsewhere"
+    work.mkdir()
+    options = " ".join(map(str, TINY + TRAIN))
+    shell(f"fairseq-train {data} --user-dir fairseq_relpos --arch transformer_rope {options} --max-update 2 "
+          f"--save-dir ckpt", work)
+    out = shell(f"fairseq-generate {data} --user-dir fairseq_relpos --task translation_doc "
+                f"--path ckpt/checkpoint_last.pt --gen-subset test --beam 1 --max-len-b 5", work)
+    assert len(hypotheses(out)) == 5
+    src = (raw / "test.src").read_text().splitlines()[:2]
+    out = subprocess.run(["bash", "-c", f"fairseq-interactive {data} --user-dir fairseq_relpos --task translation_doc "
+                          f"--path ckpt/checkpoint_last.pt --beam 1 --max-len-b 5 --source-lang src --target-lang tgt"],
+                         cwd=work, input="\n".join(src) + "\n", capture_output=True, text=True, env=ENV)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert len([line for line in out.stdout.splitlines() if line.startswith("H-")]) == 2
