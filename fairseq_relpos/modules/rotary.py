@@ -10,7 +10,7 @@ from typing import Dict, Tuple
 import torch
 from torch import nn
 
-from ..position_options import rotated_dims
+from ..position_options import ntk_theta, rotated_dims
 
 LAYOUTS = ("interleaved", "half")
 SCALINGS = ("none", "linear", "ntk")
@@ -39,7 +39,7 @@ class RotaryEmbedding(nn.Module):
         self.dim = rotated_dims(head_dim, fraction, theta, scaling, factor)
         self.layout, self.scaling, self.factor = layout, scaling, float(factor)
         if scaling == "ntk":
-            theta = theta * self.factor ** (self.dim / (self.dim - 2))
+            theta = ntk_theta(theta, self.factor, self.dim)
         self.theta = float(theta)
         self._tables: Dict[Tuple[torch.device, torch.dtype], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._complex: Dict[Tuple[torch.device, torch.dtype], torch.Tensor] = {}
