@@ -11,7 +11,8 @@ What maps, and how (checked in ``tests/test_export_ct2.py`` against fairseq's sc
 - RoPE: ``rotary_dim`` is the number of rotated dimensions per head (0 when all are rotated),
   ``interleaved`` is ``rotary_interleave=True``, ``half`` is ``False``; NTK scaling is a larger
   base (``RotaryEmbedding.theta`` already holds it), linear scaling is CTranslate2's Linear type.
-- Sinusoidal (stock ``transformer`` and IndicTrans2's names): the position table fairseq uses.
+- Sinusoidal (stock ``transformer`` and IndicTrans2's names): the position table fairseq uses,
+  as long as the model's max positions (fairseq extends it on the fly; CTranslate2 cannot).
 - Pre-/post-norm per stack, ``layernorm_embedding``, activation, embedding scale, shared or
   separate embeddings and dictionaries (``<pad>`` is CTranslate2's ``<blank>``).
 - ALiBi and NoPE are refused: CTranslate2 has ALiBi in its decoder only (the encoder's bias has

@@ -151,9 +151,12 @@ class Writer:
 
     def write(self, sentences):
         src, tgt, lines = self.files
-        src.write(join_source(sentences[0].tags, [s.src for s in sentences], self.separator) + "\n")
-        tgt.write(join_target([s.tgt for s in sentences], self.separator) + "\n")
-        lines.write(" ".join(str(s.line) for s in sentences) + "\n")
+        try:
+            src.write(join_source(sentences[0].tags, [s.src for s in sentences], self.separator) + "\n")
+            tgt.write(join_target([s.tgt for s in sentences], self.separator) + "\n")
+            lines.write(" ".join(str(s.line) for s in sentences) + "\n")
+        except OSError as err:  # a full disk: name the outputs
+            raise scratch.failed_write(err, ", ".join(map(str, self.paths))) from err
 
     def close(self, keep):
         failed = None
@@ -173,7 +176,7 @@ class Writer:
             for lock in self.locks:
                 os.close(lock)
         if failed is not None:
-            raise failed
+            raise scratch.failed_write(failed, ", ".join(map(str, self.paths)))
 
 
 def make_documents(src_path, tgt_path, out_src, out_tgt, out_lines, budget, ids_path=None, overlap=0,

@@ -73,11 +73,19 @@ def write_atomically(output, write, mode="wb", encoding=None):
             write(f)
         os.chmod(path, 0o666 & ~umask())  # mkstemp's 0600 would make the output private
         os.replace(path, output)
+    except OSError as err:  # a full disk, most likely: say which output and that it is intact
+        remove(path)
+        raise failed_write(err, output) from err
     except BaseException:
         remove(path)
         raise
     finally:
         os.close(fd)
+
+
+def failed_write(err, output):
+    """``err`` (an OSError while writing ``output``) as one that names it and says it is intact."""
+    return OSError(err.errno, f"{err.strerror or err}; nothing was replaced or left behind", str(output))
 
 
 def remove(path):
