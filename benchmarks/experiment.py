@@ -221,7 +221,7 @@ def make_ft_data(data, encoded, corpus, budget, min_budget, seed, name, threads)
     stem = name.replace("-bin", "")
     docs = make_documents(*encoded("train-docs"), raw / f"{stem}-docs.src", raw / f"{stem}-docs.tgt",
                           raw / f"{stem}-docs.lines", budget=budget, min_budget=min_budget,
-                          ids_path=corpus.root / "train-docs.ids", seed=seed)
+                          ids_path=corpus.root / "train-docs.ids", seed=seed, force=True)
     log(docs.report(budget).splitlines()[0])
     for side, path in zip(("src", "tgt"), encoded("train")):
         write_lines(raw / f"{stem}-train.{side}", read_lines(path) + read_lines(raw / f"{stem}-docs.{side}"))

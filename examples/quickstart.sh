@@ -26,7 +26,7 @@ echo "== 1. toy corpus and pseudo-documents"
 fairseq-relpos toy-corpus "$W/corpus" 2>> "$LOG"
 # documents for the two "document languages" only, of 30 to 120 tokens
 fairseq-relpos make-docs "$W/corpus/train-docs" "$W/corpus/docs" --ids "$W/corpus/train-docs.ids" \
-    --budget 120 --min-budget 30 2>> "$LOG"
+    --budget 120 --min-budget 30 --force 2>> "$LOG"
 cat "$W/corpus/train.src" "$W/corpus/docs.src" > "$W/corpus/switch.src"
 cat "$W/corpus/train.tgt" "$W/corpus/docs.tgt" > "$W/corpus/switch.tgt"
 rm -rf "$W/bin" "$W/bin-switch"  # derived from the corpus, which is the same on every run
@@ -72,7 +72,7 @@ for subset in test $DOCS; do
     split=$([ $i -eq 0 ] && echo test || echo "test$i")
     for model in base rope; do
         decode "$W/$model/checkpoint_last.pt" "$split" "$W/$model.$subset.out"
-        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --json "$W/$model.$subset.json" >> "$LOG" 2>&1
+        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --json "$W/$model.$subset.json" --force >> "$LOG" 2>&1
     done
     i=$((i + 1))
 done

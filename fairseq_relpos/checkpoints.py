@@ -10,17 +10,18 @@ import functools
 import os
 import pickle
 import re
-import tempfile
 
 import numpy
 import torch
+
+from . import checkpoint_checks, scratch
 
 try:  # numpy 2.x; numpy 1.x has only numpy.core
     from numpy._core import multiarray as _multiarray
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray
 
-PLAIN_NUMPY_KINDS = "biufc"  # bool, signed and unsigned int, float, complex
+PLAIN_NUMPY_KINDS = checkpoint_checks.PLAIN_KINDS
 NOT_PLAIN_NUMPY = "(not numbers or bools)"
 
 
@@ -76,10 +77,33 @@ def _explain(path, err):
     return ValueError(f"{path} is not a fairseq checkpoint (torch could not read it: {detail})")
 
 
+class TornCheckpointError(ValueError):
+    """A checkpoint cut short by a killed or failed save."""
+
+
+def check_before_load(path):
+    """Refuse, before torch reads it, a torn file (naming the whole checkpoint beside it to use
+    instead) and a numpy dtype given a state that is not a plain number's (see checkpoint_checks)."""
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        return
+    why = checkpoint_checks.torn(path)
+    if why:
+        intact = checkpoint_checks.intact_neighbour(path)
+        advice = (f"the newest whole checkpoint beside it is {intact}: use it instead (to resume training: "
+                  f"--restore-file {intact})") if intact else "no whole checkpoint lies beside it"
+        raise TornCheckpointError(f"cannot load {path}: {why}; {advice}")
+    state = checkpoint_checks.unplain_numpy_state(path)
+    if state:
+        raise UnsafeCheckpointError(
+            f"refused to load {path}: its pickle gives {state}; the plugin allows numpy dtypes of plain "
+            f"numbers or bools only (no fields, no object flags, native item size)")
+
+
 def safe_torch_load(path, **kwargs):
     """torch.load with weights_only=True (fairseq's plain-data globals allowed, whether or not
     fairseq loaded the plugin) and an error that names the file."""
     allow_fairseq_checkpoints()
+    check_before_load(path)
     try:
         return torch.load(path, map_location="cpu", weights_only=True, **kwargs)
     except pickle.UnpicklingError as err:
@@ -87,12 +111,14 @@ def safe_torch_load(path, **kwargs):
 
 
 def name_refused_file(loader):
-    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that a refused pickle names its file."""
+    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that a refused pickle or a torn file names its file
+    (checked first: see ``check_before_load``)."""
     if getattr(loader, "_names_refused_file", False):
         return loader
 
     @functools.wraps(loader)
     def load(path, *args, **kwargs):
+        check_before_load(path)
         try:
             return loader(path, *args, **kwargs)
         except pickle.UnpicklingError as err:
@@ -147,18 +173,7 @@ def read_model_args(path):
 
 
 def write_checkpoint(state, path):
-    """Save atomically: a temporary file in the same folder, then ``os.replace``, so a crash
-    or a full disk never leaves a half-written checkpoint under the final name."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would make OUT private
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Save atomically (a scratch file beside ``path``, then a rename), so a crash, a kill or a
+    full disk never leaves a half-written checkpoint under the final name; scratch files left
+    by killed runs are removed first (see ``scratch``)."""
+    scratch.write_atomically(path, lambda f: torch.save(state, f))

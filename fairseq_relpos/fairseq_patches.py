@@ -9,9 +9,10 @@ import os
 import numpy as np
 from fairseq import checkpoint_utils
 from fairseq.data import data_utils, indexed_dataset
+from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
 
-from . import checkpoints, fork
+from . import checkpoints, fork, scratch
 
 
 class NoInputError(ValueError):
@@ -94,6 +95,36 @@ def refuse_nothing_to_batch(get_batch_iterator):
     return batch_iterator
 
 
+def copy_atomically(copy):
+    """Wrap fairseq's ``PathManager.copy`` so that a local copy is written to a scratch file
+    beside the destination and renamed over it. fairseq saves each checkpoint once (atomically)
+    and then copies it to ``checkpoint_best.pt`` and ``checkpoint_last.pt`` with this copy, in
+    place: a kill during it left a torn ``checkpoint_last.pt`` that no run could resume from.
+    With the rename, the destination is the old file or the new one, whole. Remote paths
+    (an iopath handler, ``scheme://``) are left to fairseq as they are."""
+    if getattr(copy, "_copies_atomically", False):
+        return copy
+
+    @functools.wraps(copy)
+    def atomic_copy(src_path, dst_path, overwrite=False):
+        if "://" in str(dst_path) or (os.path.exists(dst_path) and not overwrite):
+            return copy(src_path, dst_path, overwrite)
+        scratch.clean_stale(os.path.dirname(os.path.abspath(dst_path)))
+        tmp, lock = scratch.scratch_file(dst_path)
+        try:
+            copy(src_path, tmp, True)
+            os.replace(tmp, dst_path)
+        except BaseException:
+            scratch.remove(tmp)
+            raise
+        finally:
+            os.close(lock)
+        return True
+
+    atomic_copy._copies_atomically = True
+    return atomic_copy
+
+
 def install():
     # torch >= 2.6 unpickles with weights_only=True and fairseq does not say otherwise, so it
     # refuses every fairseq checkpoint (argparse.Namespace; numpy metrics of --eval-bleu runs):
@@ -114,3 +145,6 @@ def install():
     data_utils.batch_by_size = keep_last_batch(data_utils.batch_by_size)
     data_utils.load_indexed_dataset = refuse_empty_split(data_utils.load_indexed_dataset)
     FairseqTask.get_batch_iterator = refuse_nothing_to_batch(FairseqTask.get_batch_iterator)
+    # fairseq copies each saved checkpoint to checkpoint_last.pt (and _best) in place: a kill
+    # mid-copy tore the one file a run resumes from. Copy, then rename.
+    PathManager.copy = staticmethod(copy_atomically(PathManager.copy))

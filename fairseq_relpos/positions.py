@@ -120,7 +120,27 @@ def rotated_dims(head_dim, fraction, theta, scaling, factor):
     if scaling != "none" and factor < 1:
         raise ValueError(f"--rope-scaling-factor must be >= 1 with --rope-scaling {scaling} (it stretches "
                          f"positions by that factor), got {factor}")
+    if scaling == "ntk":
+        ntk_theta(theta, factor, round(rotated))  # refuses a factor that makes it infinite
     return round(rotated)
+
+
+def ntk_theta(theta, factor, dims):
+    """NTK-aware scaling's larger base, theta * factor^(d/(d-2)) for ``dims`` rotated dimensions,
+    checked finite: a huge factor would otherwise end in OverflowError wherever tables are built."""
+    if factor == 1:
+        return theta  # no stretch, whatever the exponent
+    if dims <= 2:
+        raise ValueError(f"--rope-scaling ntk needs at least 4 rotated dimensions per head (its exponent is "
+                         f"d/(d-2)), got {dims}; raise --rope-fraction or use --rope-scaling linear")
+    try:
+        effective = theta * factor ** (dims / (dims - 2))
+    except OverflowError:
+        effective = math.inf
+    if not math.isfinite(effective):
+        raise ValueError(f"--rope-scaling-factor {factor:g} is too large for --rope-scaling ntk: the effective "
+                         f"theta {theta:g} * {factor:g}^({dims}/{dims - 2}) is not a finite number")
+    return effective
 
 
 def check_model(args):

@@ -22,16 +22,21 @@ def read_generate(path, references=True):
     """``(sources, hypotheses, references)`` in id order from fairseq-generate output; with
     ``references=False`` T- lines are not required (references come from elsewhere)."""
     fields = {"S": {}, "T": {}, "H": {}, "D": {}}
+    last = None  # the id of the line before: an n-best list repeats H- and D- lines in one run
     for number, line in enumerate(read_lines(path), start=1):
         kind, _, rest = line.partition("-")
-        if kind not in fields or "\t" not in rest:
-            continue
         head, _, text = rest.partition("\t")
-        if not head.isdigit():
+        if len(kind) != 1 or not kind.isupper() or not head.isdigit() or "\t" not in rest:
             continue
+        i, in_run, last = int(head), last == int(head), int(head)
+        if kind not in fields:
+            continue
+        if i in fields[kind] and (kind in "ST" or not in_run):
+            raise ValueError(f"{path} line {number}: a second {kind}-{i} line; the file holds sentence {i} twice "
+                             "(outputs of two runs joined?), so which one to score is unknown")
         if kind in "HD":  # id, score, text; keep the best (first) hypothesis of an n-best list
             text = text.partition("\t")[2]
-        fields[kind].setdefault(int(head), text)
+        fields[kind].setdefault(i, text)
     hyps = fields["D"] or fields["H"]
     if not hyps:
         raise ValueError(f"{path} has no H- or D- lines: not fairseq-generate output, or it decoded "

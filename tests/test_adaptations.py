@@ -3,13 +3,14 @@ import importlib
 
 from fairseq import checkpoint_utils
 from fairseq.data import data_utils
+from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
 
 import fairseq_relpos
 from fairseq_relpos import fairseq_patches as adaptations
 
 PATCHED = [(checkpoint_utils, "load_checkpoint_to_cpu"), (data_utils, "batch_by_size"),
-           (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator")]
+           (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator"), (PathManager, "copy")]
 
 
 def test_installing_again_wraps_nothing_twice():

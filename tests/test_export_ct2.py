@@ -361,10 +361,13 @@ def test_refusals_write_nothing(rope_model, tmp_path, capsys):
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
     assert "exists; pass --force" in refused(capsys, work, "export", ckpt, existing, "--data", data)
-    assert (existing / "keep.txt").read_text() == "mine"
-    assert relpos("export", ckpt, existing, "--data", data, "--force") == 0
+    assert "not a CTranslate2 export" in refused(capsys, work, "export", ckpt, existing, "--data", data, "--force")
+    assert (existing / "keep.txt").read_text() == "mine"  # --force replaces an export, never another folder
+    (existing / "keep.txt").unlink()
+    for _ in ("an empty folder", "an export"):
+        assert relpos("export", ckpt, existing, "--data", data, "--force") == 0
     assert sorted(os.listdir(work)) == ["existing"]  # replaced in place, nothing left beside it
-    assert "model.bin" in os.listdir(existing) and "keep.txt" not in os.listdir(existing)
+    assert "model.bin" in os.listdir(existing)
 
 
 # ------------------------------------------------------------ the IndicTrans2 example script

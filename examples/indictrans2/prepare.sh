@@ -88,7 +88,7 @@ TRAIN=$OUT/spm/train.sent TESTS=$OUT/spm/test.sent
 if [ -n "$BUDGET" ]; then
     for split in train test; do
         [[ " ${SPLITS[*]} " == *" $split "* ]] || continue
-        fairseq-relpos make-docs "$OUT/spm/$split" "$OUT/spm/$split.docs" -s SRC -t TGT --budget "$BUDGET"
+        fairseq-relpos make-docs "$OUT/spm/$split" "$OUT/spm/$split.docs" -s SRC -t TGT --budget "$BUDGET" --force
     done
     if [ -f "$OUT/spm/train.docs.SRC" ]; then
         for side in SRC TGT; do

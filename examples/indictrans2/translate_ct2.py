@@ -23,12 +23,13 @@ from fairseq_relpos.ct2.translate import load_decoding, translate_batch
 
 
 def documents(lines, sentences):
-    """Lists of sentences: one per line with --sentences, else one per blank-line block."""
+    """Lists of sentences: one per line with --sentences (a blank line an empty list, so that
+    output lines stay in step with input lines), else one per blank-line block."""
     block = []
     for line in lines:
         text = line.strip()
-        if text and sentences:
-            yield [text]
+        if sentences:
+            yield [text] if text else []
         elif text:
             block.append(text)
         elif block:
@@ -36,6 +37,18 @@ def documents(lines, sentences):
             block = []
     if block:
         yield block
+
+
+def input_lines(stream):
+    """The lines of a binary stream as UTF-8 text; a byte that is not UTF-8 ends the run with
+    the line named (exit 2), not with the tokenizer's message."""
+    for number, raw in enumerate(stream, start=1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            print(f"translate_ct2.py: error: input line {number} is not UTF-8 text (byte "
+                  f"{err.object[err.start]:#04x} at byte {err.start + 1} of the line)", file=sys.stderr)
+            sys.exit(2)
 
 
 def main():
@@ -51,11 +64,12 @@ def main():
     target = spm.SentencePieceProcessor(model_file=f"{args.it2}/vocab/model.TGT")
     translator = ctranslate2.Translator(args.model, device="cpu", intra_threads=args.threads)
     decoding = load_decoding(args.model)
-    inputs = [[args.src_lang, args.tgt_lang, *source.encode(" ".join(doc), out_type=str)]
-              for doc in documents(sys.stdin, args.sentences)]
-    inputs_by_length = sorted(range(len(inputs)), key=lambda i: len(inputs[i]))  # less padding
-    outputs = [None] * len(inputs)
-    for start in range(0, len(inputs), args.batch_size):
+    inputs = [[args.src_lang, args.tgt_lang, *source.encode(" ".join(doc), out_type=str)] if doc else None
+              for doc in documents(input_lines(sys.stdin.buffer), args.sentences)]
+    outputs = ["" if pieces is None else None for pieces in inputs]  # a blank line stays blank
+    inputs_by_length = sorted((i for i in range(len(inputs)) if inputs[i] is not None),
+                              key=lambda i: len(inputs[i]))  # less padding
+    for start in range(0, len(inputs_by_length), args.batch_size):
         chunk = inputs_by_length[start:start + args.batch_size]
         for i, (pieces, _score) in zip(chunk, translate_batch(translator, [inputs[i] for i in chunk], decoding,
                                                               beam=args.beam)):

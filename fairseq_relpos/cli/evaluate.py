@@ -8,6 +8,7 @@ import json
 
 from ..scoring import evaluate, read_generate, read_lines, table
 from ..safe_io import check_output
+from ..scratch import write_atomically
 
 
 def add_arguments(parser):
@@ -18,13 +19,15 @@ def add_arguments(parser):
                              "which also checks that no trailing input was lost)")
     parser.add_argument("--src", metavar="FILE", help="sources, one a line, for scores by language pair")
     parser.add_argument("--json", metavar="FILE", help="also write the scores as JSON here")
+    parser.add_argument("--force", action="store_true", help="replace the --json file if it exists")
 
 
 def main(args):
     if bool(args.generate) == bool(args.hyp):
         raise ValueError("give either --generate FILE or --hyp FILE --ref FILE")
     if args.json:
-        check_output(args.json)  # before any work, so a failure never follows the printed table
+        # before any work, so a failure never follows the printed table
+        check_output(args.json, force=args.force, inputs=[args.generate, args.hyp, args.ref, args.src])
     if args.generate:
         sources, hyps, refs = read_generate(args.generate, references=not args.ref)
         if args.ref:
@@ -37,7 +40,6 @@ def main(args):
         sources = read_lines(args.src)
     report = evaluate(hyps, refs, sources)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(report, f, indent=1)
-            f.write("\n")
+        write_atomically(args.json, lambda f: f.write(json.dumps(report, indent=1) + "\n"),
+                         mode="w", encoding="utf-8")
     print(table(report))

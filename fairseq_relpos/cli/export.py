@@ -9,9 +9,10 @@ options that make CTranslate2 decode like ``fairseq-generate`` (applied by
 """
 import json
 import os
-import tempfile
 
-from ..safe_io import check_folder
+from .. import scratch
+from ..positions import argparse_type
+from ..safe_io import check_output_folder
 
 
 def add_arguments(parser):
@@ -33,7 +34,11 @@ def add_arguments(parser):
         parser.add_argument(f"--{name}", type=type(value), default=value,
                             help=f"{what}, as fairseq-generate's option; recorded in decoding.json "
                                  f"(default {value})")
-    parser.add_argument("--force", action="store_true", help="replace OUTDIR if it exists")
+    parser.add_argument("--max-positions", type=argparse_type("max_positions"), metavar="N",
+                        help="a sinusoidal model's position table in the export covers N positions per side "
+                             "(default: the checkpoint's max positions); CTranslate2 cannot decode past it, "
+                             "where fairseq extends the table. RoPE exports have no table")
+    parser.add_argument("--force", action="store_true", help="replace OUTDIR if it is an earlier export (never any other folder)")
 
 
 def main(args):
@@ -46,25 +51,32 @@ def main(args):
     from ..lora.merge import adapter_spec, merged_checkpoint
 
     export_ct2.require_ctranslate2()
+    ct2_translate.decoding_config(args.beam, args.max_len_a, args.max_len_b)  # checked before any work
     outdir = os.path.abspath(args.outdir)
-    if os.path.exists(outdir) and not args.force:
-        raise FileExistsError(f"{args.outdir} exists; pass --force to replace it")
-    check_folder(os.path.dirname(outdir), create=False)  # missing, a file, or not writable
+    # OUTDIR is replaced whole: never one holding the checkpoint, the dictionaries or the working folder
+    check_output_folder(outdir, inputs=[args.checkpoint, args.data], force=args.force,
+                        replaceable=export_ct2.not_an_export)
     state = read_checkpoint(args.checkpoint)
+    _refuse_unregistered(args.checkpoint, model_args(state))
     export_ct2.refuse_positions(model_args(state))
     data = args.data or _saved_data_folder(state)
     if not data or not os.path.isdir(data):
         raise FileNotFoundError(f"the dictionaries' folder {data!r} does not exist; pass --data DIR "
                                 "(the folder with the checkpoint's dict.*.txt)")
-    decoding = ct2_translate.decoding_config(args.beam, args.max_len_a, args.max_len_b)
-    with tempfile.TemporaryDirectory(dir=os.path.dirname(outdir), prefix=".export.") as scratch:
+    check_output_folder(outdir, inputs=[args.checkpoint, data], force=args.force,
+                        replaceable=export_ct2.not_an_export)
+    scratch.clean_stale(os.path.dirname(outdir))
+    work, lock = scratch.scratch_folder(outdir)
+    try:
         path = args.checkpoint
         if adapter_spec(state) is not None:  # fold the adapters in first, as `merge` does
-            path = os.path.join(scratch, "merged.pt")
+            path = os.path.join(work, "merged.pt")
             write_checkpoint(merged_checkpoint(state), path)
         del state
         overrides = {"data": data}
         overrides.update({k: getattr(args, k) for k in ("source_lang", "target_lang") if getattr(args, k)})
+        if args.max_positions:  # the table is built as long as the model's limit
+            overrides.update(max_source_positions=args.max_positions, max_target_positions=args.max_positions)
         try:
             models, _cfg, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides)
         except Exception as err:  # fairseq raises a bare Exception when it cannot find the dictionaries
@@ -73,10 +85,28 @@ def main(args):
             raise ValueError(f"the checkpoint names no language pair and {data} has no data files to infer "
                              "it from; pass --source-lang and --target-lang (dict.SRC.txt -> SRC)") from err
         spec = export_ct2.model_spec(models[0].eval(), task)
+        decoding = ct2_translate.decoding_config(args.beam, args.max_len_a, args.max_len_b,
+                                                 max_positions=export_ct2.position_table_rows(models[0]))
+        if args.max_positions and decoding.get("max_positions") is None:
+            raise ValueError("--max-positions sets the length of a sinusoidal position table; this model has "
+                             "none (RoPE decodes any length)")
         export_ct2.save(spec, outdir, quantization=args.quantization, force=args.force,
                         extra_files={ct2_translate.DECODING_FILE: json.dumps(decoding, indent=2) + "\n",
                                      "README.md": ct2_translate.readme(decoding, args.checkpoint)})
+    finally:
+        scratch.remove(work)
+        os.close(lock)
     print(f"{args.checkpoint} -> {args.outdir} (CTranslate2, {args.quantization or 'weights as saved'})")
+
+
+def _refuse_unregistered(path, model_args):
+    """fairseq ends in an IndexError traceback building an architecture it does not know."""
+    from fairseq.models import ARCH_MODEL_REGISTRY
+
+    arch = model_args.get("arch") or model_args.get("_name")
+    if arch not in ARCH_MODEL_REGISTRY:
+        raise ValueError(f"{path} was trained with the architecture {arch!r}, which is not registered "
+                         "(no installed model or --user-dir plugin defines it); it cannot be exported")
 
 
 def _saved_data_folder(state):

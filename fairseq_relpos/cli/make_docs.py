@@ -34,6 +34,7 @@ def add_arguments(parser):
                         help="count SentencePiece pieces of this model instead of whitespace tokens")
     parser.add_argument("--no-tags", action="store_true",
                         help="source lines have no IndicTrans2 language tags")
+    parser.add_argument("--force", action="store_true", help="replace OUT.SRC, OUT.TGT and OUT.lines if they exist")
 
 
 def main(args):
@@ -43,5 +44,5 @@ def main(args):
         f"{args.output}.{ext[0]}", f"{args.output}.{ext[1]}", f"{args.output}.lines",
         budget=args.budget, ids_path=args.ids, overlap=args.overlap, separator=args.separator,
         min_budget=args.min_budget, seed=args.seed, pairs=args.pairs, spm_model=args.spm,
-        tagged=not args.no_tags)
+        tagged=not args.no_tags, force=args.force)
     print(summary.report(args.budget))

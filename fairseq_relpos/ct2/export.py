@@ -11,15 +11,18 @@ What maps, and how (checked in ``tests/test_export_ct2.py`` against fairseq's sc
 - RoPE: ``rotary_dim`` is the number of rotated dimensions per head (0 when all are rotated),
   ``interleaved`` is ``rotary_interleave=True``, ``half`` is ``False``; NTK scaling is a larger
   base (``RotaryEmbedding.theta`` already holds it), linear scaling is CTranslate2's Linear type.
-- Sinusoidal (stock ``transformer`` and IndicTrans2's names): the position table fairseq uses.
+- Sinusoidal (stock ``transformer`` and IndicTrans2's names): the position table fairseq uses,
+  as long as the model's max positions (fairseq extends it on the fly; CTranslate2 cannot).
 - Pre-/post-norm per stack, ``layernorm_embedding``, activation, embedding scale, shared or
   separate embeddings and dictionaries (``<pad>`` is CTranslate2's ``<blank>``).
 - ALiBi and NoPE are refused: CTranslate2 has ALiBi in its decoder only (the encoder's bias has
   no equivalent), and its Transformer always has positions (a table, or relative attention).
 """
 import os
-import shutil
-import tempfile
+
+from .. import scratch
+from .translate import DECODING_FILE
+from ..safe_io import check_output_folder
 
 MISSING = ("the CTranslate2 export needs the optional package ctranslate2>=4.6.3: "
            "pip install 'fairseq-relpos[ct2]'")
@@ -129,6 +132,18 @@ def _rotary(stack):
     return options
 
 
+def position_table_rows(model):
+    """How many positions the export's sinusoidal tables cover (the shorter side's), None when
+    the model has none. fairseq sizes a table by the model's max positions and extends it on
+    the fly; CTranslate2 has only the rows it is given."""
+    rows = []
+    for table in (model.encoder.embed_positions, model.decoder.embed_positions):
+        if table is not None:  # sinusoidal tables are "weights", learned ones "weight"
+            weight = getattr(table, "weights", None)
+            rows.append((weight if weight is not None else table.weight).size(0) - table.padding_idx - 1)
+    return min(rows) if rows else None
+
+
 def _fill_stack(spec, stack, set_layer):
     """CTranslate2's ``set_transformer_encoder``/``_decoder`` minus the position table a RoPE
     stack does not have (fairseq leaves ``embed_positions`` None), with its own layer helpers."""
@@ -147,38 +162,54 @@ def _fill_stack(spec, stack, set_layer):
         ct2_fairseq.set_layer_norm(spec.layernorm_embedding, stack.layernorm_embedding)
 
 
+# What an export folder holds: CTranslate2's files and ours. Only such a folder is replaced.
+EXPORT_FILES = frozenset({"model.bin", "config.json", "shared_vocabulary.json", "source_vocabulary.json",
+                          "target_vocabulary.json", "README.md", DECODING_FILE})
+
+
+def not_an_export(folder):
+    """None if ``folder`` is empty or an export (its own files only), else why it is not."""
+    names = sorted(os.listdir(folder))
+    foreign = [n for n in names if n not in EXPORT_FILES or not os.path.isfile(os.path.join(folder, n))
+               or os.path.islink(os.path.join(folder, n))]
+    if foreign:
+        return f"it holds {foreign[0]}, which an export does not write, so it is not a CTranslate2 export"
+    if names and not {"model.bin", DECODING_FILE} <= set(names):
+        return f"it has no model.bin and {DECODING_FILE}, so it is not a CTranslate2 export"
+    return None
+
+
 def save(spec, outdir, quantization=None, force=False, extra_files=None):
-    """Write the model directory atomically: everything goes into a temporary folder beside
-    OUTDIR, which replaces OUTDIR only when complete, so an error leaves nothing behind."""
+    """Write the model directory atomically: everything goes into a scratch folder beside
+    OUTDIR, which replaces OUTDIR only when complete, so an error leaves nothing behind. An
+    existing OUTDIR is replaced only with ``force`` and only if it is an export."""
     outdir = os.path.abspath(outdir)
-    if os.path.exists(outdir) and not force:
-        raise FileExistsError(f"{outdir} exists; pass --force to replace it")
+    check_output_folder(outdir, force=force, replaceable=not_an_export)
     parent = os.path.dirname(outdir)
-    if not os.path.isdir(parent):
-        raise FileNotFoundError(f"the folder {parent} does not exist")
     spec.validate()
     spec.optimize(quantization=quantization)
-    tmp = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(outdir)}.", suffix=".tmp")
+    scratch.clean_stale(parent)
+    tmp, lock = scratch.scratch_folder(outdir)
+    old = old_lock = None
     try:
         spec.save(tmp)
         for name, text in (extra_files or {}).items():
             with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
                 f.write(text)
-        os.chmod(tmp, 0o777 & ~_umask())
-        old = None
-        if os.path.exists(outdir):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(outdir)}.", suffix=".old")
-            os.rename(outdir, os.path.join(old, "model"))
+        os.chmod(tmp, 0o777 & ~scratch.umask())
+        if os.path.exists(outdir):  # moved aside, then put back by a later run if killed here
+            old, old_lock = scratch.scratch_folder(outdir, scratch.OLD)
+            os.rename(outdir, os.path.join(old, "output"))
         os.rename(tmp, outdir)
-        if old:
-            shutil.rmtree(old)
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        scratch.remove(tmp)
+        if old and not os.path.exists(outdir):
+            os.rename(os.path.join(old, "output"), outdir)
         raise
+    finally:
+        for fd in (lock, old_lock):
+            if fd is not None:
+                os.close(fd)
+    if old:
+        scratch.remove(old)
     return outdir
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -20,15 +20,33 @@ CTranslate2's defaults differ from fairseq's in ways that change translations, d
 ``decoding.json`` in the exported directory records the options chosen at export.
 """
 import json
+import math
+import numbers
 import os
 
 DECODING_FILE = "decoding.json"
 
 
-def decoding_config(beam=5, max_len_a=1.5, max_len_b=20, min_len=1):
-    """fairseq-generate's search options, recorded next to the model."""
-    return {"beam": beam, "max_len_a": max_len_a, "max_len_b": max_len_b, "min_len": min_len,
-            "length_penalty": 1.0, "max_input_length": 0}
+def decoding_config(beam=5, max_len_a=1.5, max_len_b=20, min_len=1, max_positions=None):
+    """fairseq-generate's search options, recorded next to the model, checked first: a bad value
+    recorded would make every later decoding of the export fail."""
+    def number(value, integer):
+        kind = numbers.Integral if integer else numbers.Real
+        return isinstance(value, kind) and not isinstance(value, bool) and math.isfinite(value)
+
+    if not number(beam, True) or beam < 1:
+        raise ValueError(f"--beam must be a positive integer, got {beam!r}")
+    if not number(max_len_a, False) or max_len_a < 0:
+        raise ValueError(f"--max-len-a must be a finite number >= 0, got {max_len_a!r}")
+    if not number(max_len_b, True) or max_len_b < 0:
+        raise ValueError(f"--max-len-b must be an integer >= 0, got {max_len_b!r}")
+    if max_len_a == 0 and max_len_b == 0:
+        raise ValueError("--max-len-a 0 with --max-len-b 0 allows no target token; raise one of them")
+    config = {"beam": beam, "max_len_a": max_len_a, "max_len_b": max_len_b, "min_len": min_len,
+              "length_penalty": 1.0, "max_input_length": 0}
+    if max_positions is not None:  # the rows of a sinusoidal export's position tables
+        config["max_positions"] = max_positions
+    return config
 
 
 def load_decoding(model_dir):
@@ -48,7 +66,21 @@ def translate_batch(translator, sources, decoding, beam=None, max_target_positio
 
     Returns ``[(tokens, score)]``: the best hypothesis and its length-normalised log-probability
     (fairseq's H- score, in nats rather than fairseq's bits). ``options`` are passed on to
-    ``Translator.translate_batch`` (``max_batch_size``, ...)."""
+    ``Translator.translate_batch`` (``max_batch_size``, ...). An empty source is refused:
+    CTranslate2 returns an empty hypothesis scored 0 for it without decoding, where fairseq
+    decodes ``</s>`` alone to at least one token."""
+    empty = [i for i, source in enumerate(sources) if not source]
+    if empty:
+        raise ValueError(f"source {empty[0]} of the batch is empty: CTranslate2 does not decode an empty "
+                         "source (fairseq decodes it as </s> alone); give every source at least one token")
+    table = decoding.get("max_positions")  # a sinusoidal export has no positions past its table
+    long = [i for i, source in enumerate(sources) if table is not None and len(source) + 1 > table]
+    if long:
+        raise ValueError(f"source {long[0]} of the batch has {len(sources[long[0]]) + 1} tokens with </s>, more "
+                         f"than the {table} rows of this export's sinusoidal position table; export again "
+                         f"with fairseq-relpos export --max-positions N (N >= {len(sources[long[0]]) + 1})")
+    if table is not None:
+        max_target_positions = min(max_target_positions or table, table)
     results = translator.translate_batch(
         sources, beam_size=beam or decoding["beam"], length_penalty=decoding["length_penalty"],
         max_input_length=decoding["max_input_length"], return_scores=True,

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from itertools import zip_longest
 from pathlib import Path
 
+from .. import scratch
 from .tags import join_source, join_target, split_tags
 from ..safe_io import check_output, text_lines
 
@@ -121,13 +122,19 @@ def wanted(pair_filter, tags):
 
 
 class Writer:
+    """The three outputs, written to locked scratch files beside them (see ``scratch``) and
+    renamed into place by ``close(keep=True)``; ``close(keep=False)`` removes them, also when
+    closing fails (a full disk fails the last flush)."""
+
     def __init__(self, out_paths, separator, count, tags_tokens):
         self.paths = [Path(p) for p in out_paths]
-        self.tmp = [p.with_name(p.name + ".tmp") for p in self.paths]
-        self.files = []
+        self.tmp, self.locks, self.files = [], [], []
         try:
-            for tmp in self.tmp:
-                self.files.append(open(tmp, "w", encoding="utf-8", newline="\n"))
+            for path in self.paths:
+                scratch.clean_stale(os.path.dirname(os.path.abspath(path)))
+                tmp, lock = scratch.scratch_file(path)
+                self.tmp.append(Path(tmp)), self.locks.append(lock)
+                self.files.append(os.fdopen(os.dup(lock), "w", encoding="utf-8", newline="\n"))
         except BaseException:
             self.close(keep=False)
             raise
@@ -144,27 +151,43 @@ class Writer:
 
     def write(self, sentences):
         src, tgt, lines = self.files
-        src.write(join_source(sentences[0].tags, [s.src for s in sentences], self.separator) + "\n")
-        tgt.write(join_target([s.tgt for s in sentences], self.separator) + "\n")
-        lines.write(" ".join(str(s.line) for s in sentences) + "\n")
+        try:
+            src.write(join_source(sentences[0].tags, [s.src for s in sentences], self.separator) + "\n")
+            tgt.write(join_target([s.tgt for s in sentences], self.separator) + "\n")
+            lines.write(" ".join(str(s.line) for s in sentences) + "\n")
+        except OSError as err:  # a full disk: name the outputs
+            raise scratch.failed_write(err, ", ".join(map(str, self.paths))) from err
 
     def close(self, keep):
+        failed = None
         for f in self.files:
-            f.close()
-        for tmp, path in zip(self.tmp, self.paths):
-            if keep:
-                os.replace(tmp, path)
-            elif tmp.exists():
-                tmp.unlink()
+            try:
+                f.close()
+            except OSError as err:
+                failed = failed or err
+        try:
+            for tmp, path in zip(self.tmp, self.paths):
+                if keep and failed is None:
+                    os.chmod(tmp, 0o666 & ~scratch.umask())
+                    os.replace(tmp, path)
+                else:
+                    scratch.remove(tmp)
+        finally:
+            for lock in self.locks:
+                os.close(lock)
+        if failed is not None:
+            raise scratch.failed_write(failed, ", ".join(map(str, self.paths)))
 
 
 def make_documents(src_path, tgt_path, out_src, out_tgt, out_lines, budget, ids_path=None, overlap=0,
-                   separator=" ", min_budget=None, seed=1, pairs=None, spm_model=None, tagged=True):
+                   separator=" ", min_budget=None, seed=1, pairs=None, spm_model=None, tagged=True,
+                   force=False):
     """Write pseudo-documents of at most ``budget`` tokens per side (each document's budget drawn
     uniformly from [min_budget, budget] with ``seed`` when ``min_budget`` is given, so that the
     documents cover all lengths); consecutive documents cut from one input document share
     ``overlap`` sentences when they fit. ``pairs``: keep only these language pairs
-    (``eng_Latn-hin_Deva``) or languages (``hin_Deva``). Returns a :class:`Summary`."""
+    (``eng_Latn-hin_Deva``) or languages (``hin_Deva``). Existing outputs are replaced only
+    with ``force``; an input without a sentence is an error. Returns a :class:`Summary`."""
     if budget <= 0:
         raise ValueError(f"the budget must be a positive number of tokens, not {budget}")
     if min_budget is not None and not 0 < min_budget <= budget:
@@ -181,7 +204,7 @@ def make_documents(src_path, tgt_path, out_src, out_tgt, out_lines, budget, ids_
     if len(set(outs)) < 3 or any(p.resolve() in ins for p in outs):
         raise ValueError("output paths must differ from each other and from the inputs")
     for p in outs:
-        check_output(p)
+        check_output(p, force=force)
 
     count = TokenCounter(spm_model)
     rng = random.Random(seed)
@@ -241,6 +264,8 @@ def make_documents(src_path, tgt_path, out_src, out_tgt, out_lines, budget, ids_
                 carry = carry[1:]
             chunk, carried = carry + [sentence], len(carry)
         flush()
+        if not summary.sentences:
+            raise ValueError(f"{src_path} and {tgt_path} hold no sentence: nothing to write")
         unmatched = [p for p in (pairs or []) if not matched[p]]
         if unmatched:
             raise ValueError(f"--pairs {' '.join(unmatched)} matched no sentence; pairs in the data: "

@@ -78,7 +78,14 @@ def wrap(model, spec):
     base_shapes = OrderedDict((k, list(v.shape)) for k, v in model.state_dict().items())
     rank, alpha, dropout = spec["rank"], spec["alpha"], spec["dropout"]
     adapted = {}
-    for group in _tied_groups(model, select(model, spec["targets"])):
+    chosen = select(model, spec["targets"])
+    for name, module in chosen.items():  # a larger rank only adds parameters that cannot help
+        most = min(module.weight.shape)
+        if rank > most:
+            raise ValueError(f"--lora-rank {rank} is larger than the layer {name} allows: its weight is "
+                             f"{tuple(module.weight.shape)}, so an update of it has rank <= {most}; "
+                             f"use --lora-rank {most} or less")
+    for group in _tied_groups(model, chosen):
         if spec["style"] == "minlora":
             minlora.add(list(group.values()), rank, alpha, dropout)
         else:

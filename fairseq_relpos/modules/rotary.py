@@ -12,7 +12,7 @@ from torch import nn
 
 from ..positions import ROPE_LAYOUTS as LAYOUTS
 from ..positions import ROPE_SCALINGS as SCALINGS
-from ..positions import rotated_dims
+from ..positions import ntk_theta, rotated_dims
 
 
 class RotaryEmbedding(nn.Module):
@@ -38,7 +38,7 @@ class RotaryEmbedding(nn.Module):
         self.dim = rotated_dims(head_dim, fraction, theta, scaling, factor)
         self.layout, self.scaling, self.factor = layout, scaling, float(factor)
         if scaling == "ntk":
-            theta = theta * self.factor ** (self.dim / (self.dim - 2))
+            theta = ntk_theta(theta, self.factor, self.dim)
         self.theta = float(theta)
         self._tables: Dict[Tuple[torch.device, torch.dtype], Tuple[torch.Tensor, torch.Tensor]] = {}
         self._complex: Dict[Tuple[torch.device, torch.dtype], torch.Tensor] = {}
