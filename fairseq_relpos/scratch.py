@@ -83,6 +83,36 @@ def write_atomically(output, write, mode="wb", encoding=None):
         os.close(fd)
 
 
+def write_folder(outdir, fill):
+    """Run ``fill(folder)`` on a scratch folder beside ``outdir``, then put it in ``outdir``'s
+    place (an existing one is moved aside first and removed last: a kill in between leaves it
+    for :func:`clean_stale` to put back). An error leaves ``outdir`` as it was. Returns what
+    ``fill`` returned."""
+    outdir = os.path.abspath(outdir)
+    clean_stale(os.path.dirname(outdir))
+    tmp, lock = scratch_folder(outdir)
+    old = old_lock = None
+    try:
+        result = fill(tmp)
+        os.chmod(tmp, 0o777 & ~umask())
+        if os.path.exists(outdir):
+            old, old_lock = scratch_folder(outdir, OLD)
+            os.rename(outdir, os.path.join(old, "output"))
+        os.rename(tmp, outdir)
+    except BaseException:
+        remove(tmp)
+        if old and not os.path.exists(outdir):
+            os.rename(os.path.join(old, "output"), outdir)
+        raise
+    finally:
+        for fd in (lock, old_lock):
+            if fd is not None:
+                os.close(fd)
+    if old:
+        remove(old)
+    return result
+
+
 def failed_write(err, output):
     """``err`` (an OSError while writing ``output``) as one that names it and says it is intact."""
     return OSError(err.errno, f"{err.strerror or err}; nothing was replaced or left behind", str(output))

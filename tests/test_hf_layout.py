@@ -183,8 +183,16 @@ def test_import_never_replaces_its_input_or_an_existing_folder(exported, tmp_pat
     (existing / "mine.txt").write_text("keep")
     assert relpos("import-hf", hf, existing) == 2
     assert "--force" in capsys.readouterr().err and (existing / "mine.txt").read_text() == "keep"
+    assert relpos("import-hf", hf, existing, "--force") == 2  # not an import-hf folder: never replaced
+    assert "mine.txt, which this command does not write" in capsys.readouterr().err
+    assert (existing / "mine.txt").read_text() == "keep"
+    (existing / "mine.txt").unlink()
+    assert relpos("import-hf", hf, existing) == 2  # an empty folder exists: it needs --force too
+    capsys.readouterr()
     assert relpos("import-hf", hf, existing, "--force") == 0
-    assert (existing / "checkpoint.pt").is_file() and not (existing / "mine.txt").exists()
+    first = (existing / "checkpoint.pt").read_bytes()
+    assert relpos("import-hf", hf, existing, "--force") == 0  # an earlier import is replaced
+    assert (existing / "checkpoint.pt").read_bytes() == first
 
 
 EXPORT_REFUSALS = {

@@ -30,7 +30,7 @@ def main(args):
     from ..hf import exporter, outdir
 
     inputs = [args.checkpoint, args.data, args.like, args.spm_src, args.spm_tgt]
-    target = outdir.check(args.outdir, args.force, inputs=inputs)
+    target = outdir.check(args.outdir, args.force, inputs=inputs, own=outdir.EXPORT_FILES)
     if args.weights == "safetensors":
         exporter.weight_files._safetensors()  # refuse before any work when the extra is missing
     state, model_args, dictionaries = exporter.read_inputs(args.checkpoint, args.data, args.source_lang,

@@ -185,31 +185,14 @@ def save(spec, outdir, quantization=None, force=False, extra_files=None):
     existing OUTDIR is replaced only with ``force`` and only if it is an export."""
     outdir = os.path.abspath(outdir)
     check_output_folder(outdir, force=force, replaceable=not_an_export)
-    parent = os.path.dirname(outdir)
     spec.validate()
     spec.optimize(quantization=quantization)
-    scratch.clean_stale(parent)
-    tmp, lock = scratch.scratch_folder(outdir)
-    old = old_lock = None
-    try:
-        spec.save(tmp)
+
+    def fill(folder):
+        spec.save(folder)
         for name, text in (extra_files or {}).items():
-            with open(os.path.join(tmp, name), "w", encoding="utf-8") as f:
+            with open(os.path.join(folder, name), "w", encoding="utf-8") as f:
                 f.write(text)
-        os.chmod(tmp, 0o777 & ~scratch.umask())
-        if os.path.exists(outdir):  # moved aside, then put back by a later run if killed here
-            old, old_lock = scratch.scratch_folder(outdir, scratch.OLD)
-            os.rename(outdir, os.path.join(old, "output"))
-        os.rename(tmp, outdir)
-    except BaseException:
-        scratch.remove(tmp)
-        if old and not os.path.exists(outdir):
-            os.rename(os.path.join(old, "output"), outdir)
-        raise
-    finally:
-        for fd in (lock, old_lock):
-            if fd is not None:
-                os.close(fd)
-    if old:
-        scratch.remove(old)
+
+    scratch.write_folder(outdir, fill)
     return outdir

@@ -1,51 +1,37 @@
-"""Write a whole output folder or nothing: built beside OUTDIR, renamed into place when complete.
-
-An existing OUTDIR is replaced only with ``force``, and never when it is, holds or lies inside
-one of the command's inputs (replacing it would delete what the user gave).
-"""
+"""import-hf's and export-hf's output folders: checked as every command's are
+(:func:`safe_io.check_output_folder`: never an input, a folder holding one, or the working
+folder), written whole or not at all (:func:`scratch.write_folder`), and an existing one replaced
+with ``--force`` only when it holds nothing but files of the layout the command writes."""
+import fnmatch
 import os
-import shutil
-import tempfile
 
-from ..safe_io import check_folder
+from .. import scratch
+from ..safe_io import check_output_folder
+from . import layout
+
+IMPORT_FILES = ("checkpoint.pt", "dict.SRC.txt", "dict.TGT.txt", "model.SRC", "model.TGT")
+EXPORT_FILES = (layout.CONFIG, layout.BIN, layout.BIN_INDEX, "pytorch_model-*.bin", layout.SAFETENSORS,
+                layout.SAFETENSORS_INDEX, "model-*.safetensors", "dict.SRC.json", "dict.TGT.json", "model.SRC",
+                "model.TGT", *layout.SIDE_FILES, *(f"*{s}" for s in layout.CODE_SUFFIXES))
 
 
-def _inside(path, folder):
-    path, folder = os.path.realpath(path), os.path.realpath(folder)
-    return path == folder or path.startswith(folder.rstrip(os.sep) + os.sep)
+def _not_ours(patterns):
+    def reason(folder):
+        for name in sorted(os.listdir(folder)):
+            path = os.path.join(folder, name)
+            if os.path.islink(path) or not os.path.isfile(path) or \
+                    not any(fnmatch.fnmatchcase(name, p) for p in patterns):
+                return f"it holds {name}, which this command does not write"
+        return None
+    return reason
 
 
-def check(outdir, force, inputs):
+def check(outdir, force, inputs, own=IMPORT_FILES):
     outdir = os.path.abspath(outdir)
-    for source in inputs:
-        if source and (_inside(source, outdir) or _inside(outdir, source)):
-            raise ValueError(f"refusing to write {outdir}: it is, holds or lies inside the input {source}")
-    if os.path.lexists(outdir):
-        if not os.path.isdir(outdir):
-            raise ValueError(f"{outdir} exists and is not a folder")
-        if not force:
-            raise FileExistsError(f"{outdir} exists; pass --force to replace it")
-    check_folder(os.path.dirname(outdir), create=False)
+    check_output_folder(outdir, inputs=[p for p in inputs if p], force=force, replaceable=_not_ours(own))
     return outdir
 
 
 def write(outdir, fill):
     """Run ``fill(scratch)`` on a new folder beside OUTDIR, then put it in OUTDIR's place."""
-    parent = os.path.dirname(outdir)
-    scratch = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(outdir)}.", suffix=".tmp")
-    try:
-        result = fill(scratch)
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(scratch, 0o777 & ~mask)
-        old = None
-        if os.path.exists(outdir):
-            old = tempfile.mkdtemp(dir=parent, prefix=f".{os.path.basename(outdir)}.", suffix=".old")
-            os.rename(outdir, os.path.join(old, "previous"))
-        os.rename(scratch, outdir)
-        if old:
-            shutil.rmtree(old)
-    except BaseException:
-        shutil.rmtree(scratch, ignore_errors=True)
-        raise
-    return result
+    return scratch.write_folder(outdir, fill)
