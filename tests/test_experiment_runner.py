@@ -1,12 +1,10 @@
 """The shared experiment runner's own logic: job order and the run-on diagnosis (no training)."""
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import experiment
 
-from benchmarks import experiment  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_run_on_counts_capped_and_looping_hypotheses(tmp_path):

@@ -20,11 +20,9 @@ import torch
 ctranslate2 = pytest.importorskip(
     "ctranslate2", reason="ctranslate2 is not installed: the export needs the ct2 extra (pip install -e '.[ct2]')")
 
-sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
-from model_builders import build, random_batch, write_dicts  # noqa: E402
-from test_indictrans2_recipes import it2  # noqa: E402,F401
-from test_switch import ONE_THREAD, fairseq_train  # noqa: E402
+from fairseq_helpers import ONE_THREAD, fairseq_train  # noqa: E402
+from model_builders import build, random_batch  # noqa: E402
 
 from fairseq import checkpoint_utils  # noqa: E402
 from fairseq_relpos.cli import main as cli  # noqa: E402
@@ -78,11 +76,6 @@ VARIANTS = {
     "stock sinusoidal": ("transformer", []),
     "IndicTrans2 transformer_base18L (2+2 layers)": ("transformer_base18L", ["--activation-fn", "gelu"]),
 }
-
-
-@pytest.fixture(scope="module")
-def dicts(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
 
 
 def random_model(dicts, arch, extra):

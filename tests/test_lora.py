@@ -15,7 +15,7 @@ from fairseq.tasks.translation import TranslationTask
 from omegaconf import OmegaConf
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
-from model_builders import TINY, build, random_batch, write_dicts
+from model_builders import TINY, build, random_batch
 
 from fairseq_relpos import lora
 from fairseq_relpos.cli import main as cli
@@ -27,11 +27,6 @@ STYLES = ["lora", "minlora"]
 
 
 # ---------------------------------------------------------------- in-process
-
-@pytest.fixture(scope="module")
-def dicts(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
-
 
 def build_pair(dicts, *lora_args, arch="transformer_rope", extra=()):
     """A plain model and a LoRA-wrapped one holding the same base weights."""

@@ -1,18 +1,14 @@
 """Bad positional options are refused, naming the option, by every path that takes them:
 ``convert`` (nothing written), fairseq-train (before training) and the model's build."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fairseq_helpers as h  # noqa: E402
-from model_builders import build, write_dicts  # noqa: E402
-from test_switch import reversal_base  # noqa: E402,F401
+import fairseq_helpers as h
+from model_builders import build
 
-from fairseq_relpos.cli import main as cli  # noqa: E402
-from fairseq_relpos.modules import RotaryEmbedding  # noqa: E402
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.modules import RotaryEmbedding
 
 # (convert options, the option the error must name); the tiny models have 8-dimensional heads
 BAD = [
@@ -57,11 +53,6 @@ def test_convert_accepts_the_edges(reversal_base, tmp_path):
     assert relpos_status(["convert", "--pe", "rope", "--rope-theta", "1.5", "--rope-fraction", "0.25",
                           "--rope-scaling", "ntk", "--rope-scaling-factor", "1", "--max-positions", "1",
                           base, tmp_path / "out.pt"]) == 0
-
-
-@pytest.fixture(scope="module")
-def dicts(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
 
 
 @pytest.mark.parametrize("extra,named", [
