@@ -1,6 +1,7 @@
 """``fairseq-relpos convert`` and ``fairseq-relpos inspect`` on a real fairseq checkpoint."""
 import json
 
+import pytest
 import torch
 
 import fairseq_helpers as h
@@ -8,6 +9,8 @@ from fairseq_helpers import ONE_THREAD
 from model_builders import load_like_fairseq_train, start_argv
 
 from fairseq_relpos.cli import main as cli
+
+pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
 
 
 def relpos(*argv):

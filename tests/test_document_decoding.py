@@ -101,6 +101,7 @@ def generate(model, subset, *extra, task="translation_doc", check=True):
                "--gen-subset", subset, *GENERATE, *extra, check=check)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["translation", "translation_doc"])
 @pytest.mark.parametrize("subset,n", [("test", 5), ("test1", 100)])
 def test_generate_returns_every_document_with_default_batch_flags(model, subset, n, task, tmp_path):
@@ -111,6 +112,7 @@ def test_generate_returns_every_document_with_default_batch_flags(model, subset,
     assert cli.main(["evaluate", "--generate", str(tmp_path / "gen.out"), "--ref", str(ref)]) == 0
 
 
+@pytest.mark.slow
 def test_generate_names_over_long_documents(model):
     proc = generate(model, "test", "--max-source-positions", "30", check=False)
     assert proc.returncode != 0
@@ -121,6 +123,7 @@ def test_generate_names_over_long_documents(model):
         assert f"#{i} (line {i + 1}," in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["translation", "translation_doc"])
 @pytest.mark.parametrize("case", ["empty split", "every input too long"])
 def test_nothing_to_decode_is_one_clear_error(model, task, case):

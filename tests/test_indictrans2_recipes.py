@@ -43,6 +43,7 @@ def test_usage(name):
     assert proc.returncode == 2 and "Usage: " in proc.stderr
 
 
+@pytest.mark.slow
 def test_prepare_tags_sources_adds_documents_and_uses_the_checkpoints_dictionaries(it2, prepared):
     it2_dir, _ = it2
     out, proc = prepared
@@ -63,6 +64,7 @@ def count_hypotheses(gen):
     return len(h.hypotheses(Path(gen).read_text()))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method,positions", [("full", "rope"), ("lora", "alibi")])
 def test_finetune_then_decode_every_document(it2, prepared, tmp_path, method, positions):
     it2_dir, _ = it2
@@ -84,6 +86,7 @@ def test_finetune_then_decode_every_document(it2, prepared, tmp_path, method, po
     assert scores["by_pair"]["eng_Latn-hin_Deva"]["segments"] == n_docs
 
 
+@pytest.mark.slow
 def test_run_all_prints_a_summary(it2, tmp_path):
     it2_dir, raw = it2
     proc = script("run_all.sh", it2_dir, raw, "eng_Latn", "hin_Deva", tmp_path / "w", *FEW,
@@ -96,6 +99,7 @@ def test_run_all_prints_a_summary(it2, tmp_path):
     assert "minlora" in proc.stdout
 
 
+@pytest.mark.slow
 def test_bad_input_is_named(it2, prepared, tmp_path):
     it2_dir, raw = it2
     out, _ = prepared

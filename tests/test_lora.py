@@ -217,6 +217,7 @@ def load(path, task=None):
     return models[0], task
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_train_generate_merge_and_adapters_round_trip(data, base, lora_runs, style, tmp_path):
     save, log = lora_runs(style)
@@ -261,6 +262,7 @@ def test_train_generate_merge_and_adapters_round_trip(data, base, lora_runs, sty
     torch.testing.assert_close(teacher_forced(model, lora_task), adapted, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_merge_refuses_to_overwrite_its_input(base, lora_runs, capsys):
     ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
     before = ckpt.read_bytes()
@@ -276,6 +278,7 @@ def valid_losses(log):
     return [float(m) for m in re.findall(r"valid on 'valid' subset \| loss ([\d.]+)", log)]
 
 
+@pytest.mark.slow
 def test_resume_reloads_exactly_what_was_saved(data, base, tmp_path):
     """Stop after one epoch, resume for a second: the frozen weights are still the base's,
     and re-validating the saved checkpoint gives the loss the run logged. The authors' fork
@@ -296,6 +299,7 @@ def test_resume_reloads_exactly_what_was_saved(data, base, tmp_path):
     assert valid_losses(check.stdout + check.stderr) == valid_losses(resumed)[-1:]
 
 
+@pytest.mark.slow
 def test_validate_scores_every_sentence_under_either_task(data, lora_runs, tmp_path):
     """A LoRA checkpoint (its saved task translation_lora) and its merged twin (translation) are
     one model: with default flags fairseq-validate gives both the loss of every valid sentence,
@@ -316,6 +320,7 @@ def test_validate_scores_every_sentence_under_either_task(data, lora_runs, tmp_p
         assert other == pytest.approx(every, abs=1.5e-3)
 
 
+@pytest.mark.slow
 def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp_path, capsys):
     ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
     out = tmp_path / "merged.pt"
@@ -333,6 +338,7 @@ def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["folder", "merged.pt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pe", ["alibi", "sinusoidal"])
 def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_runs, tmp_path, pe):
     """convert then load under plain --task translation (fairseq-generate's default) gives the
@@ -352,6 +358,7 @@ def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_r
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_inspect_counts_tied_adapters_once_as_training_does(data, tmp_path, capsys):
     """minLoRA on tied decoder embeddings and output projection: one adapter, two state-dict keys."""
     train(data, tmp_path / "base", "transformer_rope", "--share-decoder-input-output-embed", updates=2)

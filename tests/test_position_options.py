@@ -39,6 +39,7 @@ def relpos_status(argv):
         return stop.code
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options,named", BAD)
 def test_convert_refuses_bad_values_and_writes_nothing(reversal_base, tmp_path, capsys, options, named):
     _, base, _ = reversal_base
@@ -48,6 +49,7 @@ def test_convert_refuses_bad_values_and_writes_nothing(reversal_base, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_convert_accepts_the_edges(reversal_base, tmp_path):
     _, base, _ = reversal_base
     assert relpos_status(["convert", "--pe", "rope", "--rope-theta", "1.5", "--rope-fraction", "0.25",
@@ -85,6 +87,7 @@ def test_rotary_module_applies_the_same_rule():
     assert RotaryEmbedding(12, fraction=0.5).dim == 6
 
 
+@pytest.mark.slow
 def test_fairseq_train_refuses_nan_theta_before_training(tmp_path):
     raw = h.write_reversal_corpus(tmp_path / "raw", sizes=(("train", 20), ("valid", 4)))
     data = h.preprocess(raw, tmp_path / "bin", splits=("train", "valid"))

@@ -15,6 +15,8 @@ from model_builders import RESETS, load_like_fairseq_train, start_argv
 
 FINETUNE_UPDATES = 25
 
+pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
+
 
 def assert_holds_every_base_weight(model, checkpoint):
     base = torch.load(checkpoint, weights_only=True)["model"]
