@@ -54,7 +54,6 @@ POSITIONS = ("sinusoidal", "rope", "alibi", "nope")
 ARCH = {"sinusoidal": "transformer", "rope": "transformer_rope", "alibi": "transformer_alibi",
         "nope": "transformer_nope"}
 REGIMES = ("none", "full", "lora", "minlora")
-LORA_REGIMES = ("lora", "minlora")
 OPTIM = {  # learning rates and warm-up per stage
     "base": dict(lr=3e-3, warmup=150),
     "full": dict(lr=1e-3, warmup=50),
@@ -191,12 +190,6 @@ def threads(args):
 def write_lines(path, lines):
     with open(path, "w", encoding="utf-8", newline="\n") as f:
         f.writelines(line + "\n" for line in lines)
-
-
-def lora_available():
-    """Whether the plugin registers --task translation_lora."""
-    path = REPO / "fairseq_relpos" / "tasks" / "translation_lora.py"
-    return path.is_file() and '"translation_lora"' in path.read_text()
 
 
 def parse_cell(text):
@@ -767,7 +760,7 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
 
 # ---------------------------------------------------------------- main
 
-def jobs_in_order(spec, args, have_lora):
+def jobs_in_order(spec, args):
     """(seed, cell) in order of importance, so that a time-out loses the least informative:
     the first seed's base and full fine-tuning, the variant cells, the extra seeds' headline
     cells, then the rest, the switch alone last."""
@@ -782,10 +775,7 @@ def jobs_in_order(spec, args, have_lora):
         jobs += [(seed, c) for c in [("none", "sinusoidal")] + chosen]
     jobs += [(first, c) for c in grid if c not in priority and c[0] != "none"]
     jobs += [(first, c) for c in grid if c not in priority and c[0] == "none"]
-    jobs = list(dict.fromkeys(jobs))
-    if not have_lora:
-        jobs = [j for j in jobs if j[1][0] not in LORA_REGIMES]
-    return jobs
+    return list(dict.fromkeys(jobs))
 
 
 def main(spec, argv=None):
@@ -848,7 +838,7 @@ def main(spec, argv=None):
     start = time.time()
     data_info = wait_for(work, "data", work / "data" / "data.json",
                          lambda: prepare_data(spec, work, cfg, args, threads(args)))
-    jobs = jobs_in_order(spec, args, lora_available())
+    jobs = jobs_in_order(spec, args)
     log("jobs: " + ", ".join(f"s{s}:{cell_name(c)}" for s, c in jobs))
     if args.reverse:  # a second runner (see --reverse) starts from the other end of the list
         jobs = jobs[::-1]
@@ -886,8 +876,6 @@ def main(spec, argv=None):
     cells = collect()
     missing = [f"s{s}:{cell_name(c)}" for s, c in jobs
                if not (work / f"seed{s}" / cell_name(c) / "cell.json").is_file()]
-    if not lora_available():
-        log("no --task translation_lora in the plugin: LoRA and minLoRA cells left out")
     if failed:
         log(f"FAILED cells (see their train.log/generate.txt): {', '.join(failed)}")
     if missing:

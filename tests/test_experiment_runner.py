@@ -40,8 +40,7 @@ def test_jobs_put_headline_cells_first_and_variants_after_full():
                                positions=("sinusoidal", "rope"), variants={"long": {"doc_budget": 9}})
     args = argparse.Namespace(extra_seed_cells=["full:rope"], seeds=[1, 2], regimes=["none", "full", "lora"],
                               positions=["sinusoidal", "rope"], variant_cells=["full:rope:long"], all_cells=False)
-    jobs = experiment.jobs_in_order(corpus, args, have_lora=True)
+    jobs = experiment.jobs_in_order(corpus, args)
     assert jobs == [(1, ("none", "sinusoidal")), (1, ("full", "sinusoidal")), (1, ("full", "rope")),
                     (1, ("full", "rope", "long")), (2, ("none", "sinusoidal")), (2, ("full", "rope")),
                     (1, ("lora", "sinusoidal")), (1, ("lora", "rope")), (1, ("none", "rope"))]
-    assert all(j[1][0] != "lora" for j in experiment.jobs_in_order(corpus, args, have_lora=False))
