@@ -157,6 +157,21 @@ def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
         build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
 
 
+@pytest.mark.parametrize("saved,given", [("lora", "minlora"), ("minlora", "lora")])
+def test_a_lora_style_contradicting_the_adapters_file_is_refused(dicts, tmp_path, saved, given):
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", saved])
+    path = tmp_path / "adapters.pt"
+    torch.save(lora.adapters_payload(model.state_dict(), model.lora_spec, cfg.model.arch), path)
+    with pytest.raises(ValueError, match=f"--lora-style {given} contradicts --lora-adapters .*adapters.pt, "
+                                         f"which holds {saved} adapters"):
+        build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", given,
+                                                "--lora-adapters", str(path)])
+    for style in ([], ["--lora-style", saved]):  # left out, or the file's own: its adapters
+        _, rebuilt, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora", *style,
+                                                                "--lora-adapters", str(path)])
+        assert rebuilt.lora_spec == model.lora_spec
+
+
 def test_relative_adapters_on_a_sinusoidal_base_say_how_to_switch_it(dicts, tmp_path):
     _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
     path = tmp_path / "adapters.pt"
