@@ -16,7 +16,7 @@ it is written and tokenised, its language groups), and a thin script per corpus 
    with each position scheme (sinusoidal kept = stock ``transformer``; ``transformer_rope``,
    ``transformer_alibi``, ``transformer_nope``) on sentences of every language plus the
    documents; regime ``none`` is the switch without fine-tuning (the base's weights in the new
-   architecture, written by one fairseq-train update at learning rate 1e-9). A *variant* cell
+   architecture, written by ``fairseq-relpos convert``). A *variant* cell
    (``REGIME:POSITIONS:VARIANT``) changes the fine-tuning documents or the decoding options;
 4. every model decodes the sentence test set and the document test sets in one
    fairseq-generate run (``--task translation_doc``, raised max positions and max-len-a/b so

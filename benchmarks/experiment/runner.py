@@ -10,6 +10,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = str(REPO / "fairseq_relpos")
+RELPOS = "fairseq_relpos.cli.main"  # this checkout's fairseq-relpos, as python -m runs it from REPO
 
 
 def log(msg):
@@ -20,16 +21,38 @@ def run(tool, args, logfile, threads, append=False):
     """Run a fairseq CLI, output to ``logfile`` (appended to with ``append``, for a resumed
     training); returns wall seconds. Raises on failure."""
     cmd = [sys.executable, "-m", f"fairseq_cli.{tool}", *map(str, args)]
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
-               PYTHONWARNINGS="ignore")
+    return _logged(cmd, f"fairseq-{tool}", logfile, threads, append)
+
+
+def relpos(command, args, logfile, threads, append=False):
+    """Run ``fairseq-relpos COMMAND`` like :func:`run`."""
+    cmd = [sys.executable, "-m", RELPOS, command, *map(str, args)]
+    return _logged(cmd, f"fairseq-relpos {command}", logfile, threads, append)
+
+
+def relpos_json(command, args, threads):
+    """What ``fairseq-relpos COMMAND`` prints as JSON (e.g. ``inspect --json``)."""
+    proc = subprocess.run([sys.executable, "-m", RELPOS, command, *map(str, args)], capture_output=True,
+                          text=True, env=_env(threads), cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"fairseq-relpos {command} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout)
+
+
+def _env(threads):
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads),
+                PYTHONWARNINGS="ignore")
+
+
+def _logged(cmd, name, logfile, threads, append):
     start = time.time()
     with open(logfile, "a" if append else "w") as out:
         out.write(" ".join(cmd) + "\n")
         out.flush()
-        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+        proc = subprocess.run(cmd, stdout=out, stderr=subprocess.STDOUT, env=_env(threads), cwd=REPO)
     if proc.returncode != 0:
         tail = Path(logfile).read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"fairseq-{tool} failed ({proc.returncode}), log {logfile}:\n{tail}")
+        raise RuntimeError(f"{name} failed ({proc.returncode}), log {logfile}:\n{tail}")
     return time.time() - start
 
 

@@ -5,7 +5,7 @@ import re
 from pathlib import Path
 
 from .data import ft_data_name
-from .runner import PLUGIN, run, wait_for, write_atomic
+from .runner import PLUGIN, relpos, relpos_json, run, wait_for, write_atomic
 from .settings import ARCH, COMMON_TRAIN, OPTIM
 
 
@@ -76,6 +76,8 @@ def valid_curve(log_path):
 def finetune(spec, work, cfg, seed, cell, save, threads):
     """Fine-tune (or, regime none, just switch) the base into ``save``; returns training info."""
     regime, positions, variant = (cell + (None,))[:3]
+    if regime == "none":
+        return switch_only(spec, work, cfg, seed, cell, save, threads)
     ft = spec.variants.get(variant, {})
     base = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
     args = [work / "data" / ft_data_name(variant if "doc_budget" in ft else None), "--user-dir", PLUGIN,
@@ -85,20 +87,30 @@ def finetune(spec, work, cfg, seed, cell, save, threads):
             "--disable-validation"]
     if positions == "sinusoidal":
         args += shape_args(spec, cfg)  # the stock transformer does not read its shape from the checkpoint
-    if regime == "none":
-        # the switch alone: one update at a negligible learning rate writes the base's weights
-        # into a checkpoint of the new architecture through fairseq's own (strict) loading path
-        args += ["--task", "translation", "--lr-scheduler", "fixed", "--lr", "1e-9", "--max-update", "1"]
+    o = OPTIM[regime]
+    args += ["--lr-scheduler", "inverse_sqrt", "--lr", o["lr"], "--warmup-updates", o["warmup"],
+             "--max-update", cfg["ft_updates"]]
+    if regime == "full":
+        args += ["--task", "translation"]
     else:
-        o = OPTIM[regime]
-        args += ["--lr-scheduler", "inverse_sqrt", "--lr", o["lr"], "--warmup-updates", o["warmup"],
-                 "--max-update", cfg["ft_updates"]]
-        if regime == "full":
-            args += ["--task", "translation"]
-        else:
-            # each style with its own defaults (lora: k_proj,v_proj rank 8 alpha 16, the authors'
-            # fork; minlora: every linear weight, rank 4 alpha 1)
-            args += ["--task", "translation_lora", "--lora-style", regime]
+        # each style with its own defaults (lora: k_proj,v_proj rank 8 alpha 16, the authors'
+        # fork; minlora: every linear weight, rank 4 alpha 1)
+        args += ["--task", "translation_lora", "--lora-style", regime]
     wall = run("train", args, save / "train.log", threads)
     return dict(parse_train_log(save / "train.log"), wall_seconds=round(wall, 1), threads=threads,
-                updates=0 if regime == "none" else cfg["ft_updates"])
+                updates=cfg["ft_updates"])
+
+
+def switch_only(spec, work, cfg, seed, cell, save, threads):
+    """Regime none: the base's weights, exactly, in the new architecture, written by the
+    product's own ``fairseq-relpos convert`` (log in ``train.log``) with the fine-tuning cells'
+    length limit; nothing trains. Returns the keys :func:`finetune` returns."""
+    _, positions, variant = (cell + (None,))[:3]
+    ft = spec.variants.get(variant, {})
+    base = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
+    ckpt = save / "checkpoint_last.pt"
+    wall = relpos("convert", ["--pe", positions, "--max-positions", ft.get("ft_positions", cfg["ft_positions"]),
+                              base, ckpt], save / "train.log", threads)
+    params = relpos_json("inspect", ["--json", ckpt], threads)["parameters"]
+    return {"params_total": params, "params_trained": 0, "train_loop_seconds": 0.0, "final_train_loss": None,
+            "wall_seconds": round(wall, 1), "threads": threads, "updates": 0}
