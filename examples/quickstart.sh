@@ -72,7 +72,8 @@ for subset in test $DOCS; do
     split=$([ $i -eq 0 ] && echo test || echo "test$i")
     for model in base rope; do
         decode "$W/$model/checkpoint_last.pt" "$split" "$W/$model.$subset.out"
-        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --json "$W/$model.$subset.json" --force >> "$LOG" 2>&1
+        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --log "$W/$model.$subset.out.log" \
+            --json "$W/$model.$subset.json" --force >> "$LOG" 2>&1
     done
     i=$((i + 1))
 done

@@ -6,6 +6,7 @@ fairseq-generate output (``S-``/``T-``/``H-``/``D-`` lines; ``D-``, the detokeni
 is used when present) or plain hypothesis/reference files. Segments are never dropped: a
 missing hypothesis, a gap in the ids or a count mismatch is an error.
 """
+import re
 from collections import defaultdict
 
 from sacrebleu.metrics import CHRF
@@ -39,17 +40,34 @@ def read_generate(path, references=True):
         fields[kind].setdefault(i, text)
     hyps = fields["D"] or fields["H"]
     if not hyps:
-        raise ValueError(f"{path} has no H- or D- lines: not fairseq-generate output, or it decoded "
-                         f"nothing (use --task translation_doc so that no input is dropped)")
+        raise ValueError(f"{path} has no H- or D- lines: not fairseq-generate output, or a run that "
+                         f"decoded nothing")
     ids = sorted(set(hyps) | set(fields["T"]) | set(fields["S"]))
     no_hyp = [i for i in ids if i not in hyps]
     no_ref = [i for i in ids if i not in fields["T"]] if references else []
     gaps = sorted(set(range(ids[-1] + 1)) - set(ids))
     for what, missing in (("hypothesis", no_hyp), ("reference (T- line)", no_ref), ("output at all", gaps)):
         if missing:
-            raise ValueError(f"{path}: {len(missing)} id(s) have no {what}: {missing[:20]}; fairseq-generate "
-                             f"lost inputs (decode with --task translation_doc to keep every one)")
+            raise ValueError(f"{path}: {len(missing)} id(s) have no {what}: {missing[:20]}; the output is "
+                             f"incomplete (a file cut or filtered, or inputs skipped with "
+                             f"--skip-invalid-size-inputs-valid-test)")
     return [fields["S"].get(i) for i in ids], [hyps[i] for i in ids], [fields["T"].get(i) for i in ids]
+
+
+def inputs_read(path):
+    """How many inputs fairseq-generate read, from its log (fairseq.data.data_utils' ``loaded N
+    examples from: ...``, one line per side of the --gen-subset, in fairseq's log format or
+    Python's default one; the log goes to stderr), or None if ``path`` has no such line.
+    fairseq-generate's output alone cannot show that its last inputs are missing."""
+    counts = set()
+    for line in read_lines(path):
+        found = re.search(r"fairseq\.data\.data_utils(?: \| |:)loaded ([\d,]+) examples from: ", line)
+        if found:
+            counts.add(int(found.group(1).replace(",", "")))
+    if len(counts) > 1:
+        raise ValueError(f"{path} logs datasets of {sorted(counts)} examples: not the log of one "
+                         f"fairseq-generate run")
+    return counts.pop() if counts else None
 
 
 def length_bucket(tokens):

@@ -1,6 +1,7 @@
 """Run the real fairseq command-line tools on tiny generated data, in a subprocess each."""
 import os
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,10 @@ TINY = ["--encoder-layers", "2", "--decoder-layers", "2", "--encoder-embed-dim",
 TRAIN = ["--optimizer", "adam", "--lr", "0.003", "--lr-scheduler", "inverse_sqrt",
          "--warmup-updates", "20", "--max-tokens", "2000", "--criterion", "label_smoothed_cross_entropy",
          "--no-epoch-checkpoints", "--no-progress-bar", "--seed", "1", "--num-workers", "0"]
+ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the machine's 2 cores are shared: less contention
+QUIET = ["--validate-interval", "1000", "--save-interval", "1000", "--log-format", "simple",
+         "--log-interval", "1000"]
+BASE_UPDATES = 80  # the reversal base's training (make_reversal_base)
 
 
 def run(tool, *args, check=True, env=None, stdin=None):
@@ -74,3 +79,26 @@ def hypotheses(output):
             head, score, text = (line.split("\t") + [""])[:3]
             hyps[int(head[2:])] = (float(score), text)
     return hyps
+
+
+def fairseq_train(data, save_dir, arch, *extra, updates, tiny=True, check=True):
+    """``train`` quietly (validation and saving only at the end) on one thread."""
+    args = [data, "--arch", arch, "--save-dir", save_dir, "--max-update", updates, *TRAIN, *QUIET,
+            "--user-dir", PLUGIN, *(TINY if tiny else []), *extra]
+    return run("train", *args, check=check, env=ONE_THREAD)
+
+
+def valid_loss(proc):
+    losses = re.findall(r"valid on 'valid' subset \| loss ([0-9.]+)", proc.stdout + proc.stderr)
+    assert losses, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return float(losses[-1])
+
+
+def make_reversal_base(root):
+    """(data dir, sinusoidal base checkpoint, its valid loss) under ``root``: joined dictionary,
+    shared embeddings."""
+    raw = write_reversal_corpus(root / "raw", sizes=(("train", 600), ("valid", 40), ("test", 16)),
+                                lengths=(3, 10), vocab=16)
+    data = preprocess(raw, root / "bin", extra=["--joined-dictionary"])
+    proc = fairseq_train(data, root / "base", "transformer", "--share-all-embeddings", updates=BASE_UPDATES)
+    return data, root / "base" / "checkpoint_last.pt", valid_loss(proc)

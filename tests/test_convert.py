@@ -1,15 +1,16 @@
 """``fairseq-relpos convert`` and ``fairseq-relpos inspect`` on a real fairseq checkpoint."""
 import json
-import sys
-from pathlib import Path
 
+import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fairseq_helpers as h  # noqa: E402
-from test_switch import ONE_THREAD, load_like_fairseq_train, reversal_base, start_argv  # noqa: E402,F401
+import fairseq_helpers as h
+from fairseq_helpers import ONE_THREAD
+from model_builders import load_like_fairseq_train, start_argv
 
-from fairseq_relpos.cli import main as cli  # noqa: E402
+from fairseq_relpos.cli import main as cli
+
+pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
 
 
 def relpos(*argv):

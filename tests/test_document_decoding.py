@@ -101,16 +101,24 @@ def generate(model, subset, *extra, task="translation_doc", check=True):
                "--gen-subset", subset, *GENERATE, *extra, check=check)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["translation", "translation_doc"])
 @pytest.mark.parametrize("subset,n", [("test", 5), ("test1", 100)])
 def test_generate_returns_every_document_with_default_batch_flags(model, subset, n, task, tmp_path):
-    out = generate(model, subset, task=task).stdout
-    assert sorted(hypotheses(out)) == list(range(n))
-    (tmp_path / "gen.out").write_text(out)
+    proc = generate(model, subset, task=task)
+    assert sorted(hypotheses(proc.stdout)) == list(range(n))
+    (tmp_path / "gen.out").write_text(proc.stdout)
+    (tmp_path / "gen.log").write_text(proc.stderr)
     ref = model[2] / ("five.tgt" if n == 5 else "hundred.tgt")
     assert cli.main(["evaluate", "--generate", str(tmp_path / "gen.out"), "--ref", str(ref)]) == 0
+    assert cli.main(["evaluate", "--generate", str(tmp_path / "gen.out"), "--log", str(tmp_path / "gen.log")]) == 0
+    # the log counts the inputs: one output line less is caught without the references
+    cut = [line for line in proc.stdout.splitlines() if not line.split("\t")[0].endswith(f"-{n - 1}")]
+    (tmp_path / "cut.out").write_text("\n".join(cut) + "\n")
+    assert cli.main(["evaluate", "--generate", str(tmp_path / "cut.out"), "--log", str(tmp_path / "gen.log")]) == 2
 
 
+@pytest.mark.slow
 def test_generate_names_over_long_documents(model):
     proc = generate(model, "test", "--max-source-positions", "30", check=False)
     assert proc.returncode != 0
@@ -121,6 +129,7 @@ def test_generate_names_over_long_documents(model):
         assert f"#{i} (line {i + 1}," in proc.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("task", ["translation", "translation_doc"])
 @pytest.mark.parametrize("case", ["empty split", "every input too long"])
 def test_nothing_to_decode_is_one_clear_error(model, task, case):

@@ -11,6 +11,8 @@ ARCHS = ["transformer_rope", "transformer_alibi", "transformer_nope"]
 DECODE = ["--beam", "4", "--batch-size", "8", "--required-batch-size-multiple", "1"]
 LONG_WORDS = 1100
 
+pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
+
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):

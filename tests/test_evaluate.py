@@ -8,7 +8,7 @@ import pytest
 from sacrebleu.metrics import CHRF
 
 from fairseq_relpos.cli import main as cli
-from fairseq_relpos.scoring import evaluate, length_bucket, read_generate
+from fairseq_relpos.scoring import evaluate, inputs_read, length_bucket, read_generate
 
 
 def sample(n=40, seed=0):
@@ -76,24 +76,62 @@ def test_generate_output_in_any_order_equals_plain_files(tmp_path):
     assert read_generate(no_detok)[1] == [h + " @@" for h in hyps]
 
 
+def generate_log(n, path="/data/bin", split="test"):
+    """fairseq-generate's log lines (its stderr) about the --gen-subset it read."""
+    return [f"2026-01-01 00:00:00 | INFO | fairseq.data.data_utils | loaded {n:,} examples from: {path}/{split}.src-tgt.{side}"
+            for side in ("src", "tgt")] + [f"2026-01-01 00:00:00 | INFO | fairseq.tasks.translation | {path} {split} src-tgt {n} examples"]
+
+
+def default_format_log(n, path="/data/bin", split="test"):
+    """The same in Python's default log format (when logging was configured before fairseq-generate did)."""
+    return [f"INFO:fairseq.data.data_utils:loaded {n:,} examples from: {path}/{split}.src-tgt.{side}" for side in ("src", "tgt")]
+
+
 def test_lost_segments_are_errors(tmp_path, capsys):
     srcs, hyps, refs = sample()
     order = range(len(refs))
     gap = write(tmp_path / "gap.out", generate_output(srcs, hyps, refs, order, drop={3, 7}))
-    with pytest.raises(ValueError, match=r"2 id\(s\) have no output at all: \[3, 7\]"):
+    with pytest.raises(ValueError, match=r"2 id\(s\) have no output at all: \[3, 7\]; the output is incomplete"):
         read_generate(gap)
-    tail = write(tmp_path / "tail.out", generate_output(srcs, hyps, refs, order, drop={len(refs) - 1}))
+    # A lost last id leaves no trace in the output itself: the references or fairseq-generate's log count it.
+    tail_lines = generate_output(srcs, hyps, refs, order, drop={len(refs) - 1})
+    tail = write(tmp_path / "tail.out", tail_lines)
     ref = write(tmp_path / "ref", refs)
-    assert cli.main(["evaluate", "--generate", str(tail)]) == 0  # a lost last id is invisible ...
-    assert cli.main(["evaluate", "--generate", str(tail), "--ref", str(ref)]) == 2  # ... unless --ref is given
+    log = write(tmp_path / "gen.log", generate_log(len(refs)))
+    assert cli.main(["evaluate", "--generate", str(tail), "--ref", str(ref)]) == 2
     assert "hypotheses but" in capsys.readouterr().err
+    missing = f"has output for {len(refs) - 1} inputs, but fairseq-generate read {len(refs)}"
+    assert cli.main(["evaluate", "--generate", str(tail), "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert missing in err and "the last 1 are missing" in err
+    both = write(tmp_path / "both.out", generate_log(len(refs)) + tail_lines)  # fairseq-generate ... > FILE 2>&1
+    assert cli.main(["evaluate", "--generate", str(both)]) == 2
+    assert missing in capsys.readouterr().err
+    assert cli.main(["evaluate", "--generate", str(tail)]) == 2  # nothing to count against
+    assert "does not say how many inputs fairseq-generate read" in capsys.readouterr().err
+    assert cli.main(["evaluate", "--generate", str(tail), "--ref", str(ref), "--log", str(tail)]) == 2  # not a log
+    assert "does not say how many inputs" in capsys.readouterr().err
+    whole = write(tmp_path / "whole.out", generate_output(srcs, hyps, refs, order))
+    assert cli.main(["evaluate", "--generate", str(whole), "--log", str(log)]) == 0
+    assert cli.main(["evaluate", "--generate", str(whole), "--log", str(log), "--ref", str(ref)]) == 0
+    assert cli.main(["evaluate", "--hyp", str(ref), "--ref", str(ref), "--log", str(log)]) == 2
+    assert "--log is fairseq-generate's log: it goes with --generate" in capsys.readouterr().err
     empty = write(tmp_path / "empty.out", ["2026 | INFO | nothing"])
-    with pytest.raises(ValueError, match="translation_doc"):
+    with pytest.raises(ValueError, match="not fairseq-generate output, or a run that decoded nothing"):
         read_generate(empty)
     with pytest.raises(ValueError, match="hypotheses but"):
         evaluate(hyps[:-1], refs)
     assert cli.main(["evaluate", "--hyp", str(ref)]) == 2
     assert cli.main(["evaluate", "--hyp", str(ref), "--ref", str(tmp_path / "missing")]) == 2
+
+
+def test_the_log_counts_the_inputs_of_one_run(tmp_path):
+    assert inputs_read(write(tmp_path / "big.log", generate_log(1234))) == 1234  # fairseq writes 1,234
+    assert inputs_read(write(tmp_path / "default.log", default_format_log(17))) == 17
+    assert inputs_read(write(tmp_path / "none.log", ["2026 | INFO | fairseq_cli.generate | loaded"])) is None
+    two_runs = write(tmp_path / "two.log", generate_log(5) + generate_log(7, split="test1"))
+    with pytest.raises(ValueError, match=r"logs datasets of \[5, 7\] examples"):
+        inputs_read(two_runs)
 
 
 def test_length_buckets():

@@ -1,12 +1,12 @@
 """The shared experiment runner's own logic: job order and the run-on diagnosis (no training)."""
 import argparse
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks.experiment.decode import run_on
+from benchmarks.experiment.grid import jobs_in_order
+from benchmarks.experiment.settings import Corpus
 
-from benchmarks import experiment  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_run_on_counts_capped_and_looping_hypotheses(tmp_path):
@@ -29,7 +29,7 @@ def test_run_on_counts_capped_and_looping_hypotheses(tmp_path):
     gen.write_text("\n".join(lines) + "\n")
     info = {"segments": [{"split": "doc", "lang": "hin_Deva", "tokens": 7}] * 3, "ref_file": "eval.ref"}
     cell = {"seed": 1, "regime": "full", "positions": "rope"}
-    out = experiment.run_on(tmp_path, cell, info)["doc"]
+    out = run_on(tmp_path, cell, info)["doc"]
     assert out["at_cap"] == round(2 / 3, 3)
     grams = [len(h.split()) - 3 for h in hyps]
     repeats = 21 - 3 - 4  # the loop "p q r s": 18 4-grams, 4 distinct
@@ -38,12 +38,11 @@ def test_run_on_counts_capped_and_looping_hypotheses(tmp_path):
 
 
 def test_jobs_put_headline_cells_first_and_variants_after_full():
-    corpus = experiment.Corpus(name="x", here=ROOT, settings={}, write=None, group=None,
+    corpus = Corpus(name="x", here=ROOT, settings={}, write=None, group=None,
                                positions=("sinusoidal", "rope"), variants={"long": {"doc_budget": 9}})
     args = argparse.Namespace(extra_seed_cells=["full:rope"], seeds=[1, 2], regimes=["none", "full", "lora"],
                               positions=["sinusoidal", "rope"], variant_cells=["full:rope:long"], all_cells=False)
-    jobs = experiment.jobs_in_order(corpus, args, have_lora=True)
+    jobs = jobs_in_order(corpus, args)
     assert jobs == [(1, ("none", "sinusoidal")), (1, ("full", "sinusoidal")), (1, ("full", "rope")),
                     (1, ("full", "rope", "long")), (2, ("none", "sinusoidal")), (2, ("full", "rope")),
                     (1, ("lora", "sinusoidal")), (1, ("lora", "rope")), (1, ("none", "rope"))]
-    assert all(j[1][0] != "lora" for j in experiment.jobs_in_order(corpus, args, have_lora=False))

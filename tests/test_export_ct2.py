@@ -20,11 +20,9 @@ import torch
 ctranslate2 = pytest.importorskip(
     "ctranslate2", reason="ctranslate2 is not installed: the export needs the ct2 extra (pip install -e '.[ct2]')")
 
-sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
-from model_builders import build, random_batch, write_dicts  # noqa: E402
-from test_indictrans2_recipes import it2  # noqa: E402,F401
-from test_switch import ONE_THREAD, fairseq_train  # noqa: E402
+from fairseq_helpers import ONE_THREAD, fairseq_train  # noqa: E402
+from model_builders import build, random_batch  # noqa: E402
 
 from fairseq import checkpoint_utils  # noqa: E402
 from fairseq_relpos.cli import main as cli  # noqa: E402
@@ -78,11 +76,6 @@ VARIANTS = {
     "stock sinusoidal": ("transformer", []),
     "IndicTrans2 transformer_base18L (2+2 layers)": ("transformer_base18L", ["--activation-fn", "gelu"]),
 }
-
-
-@pytest.fixture(scope="module")
-def dicts(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
 
 
 def random_model(dicts, arch, extra):
@@ -274,6 +267,7 @@ def check_parity(raw, data, ckpt, out, cap_bound_beams=False):
             assert abs(mine - theirs) < NEAR_TIE, (beam, i, ct2[i], fairseq[i], mine, theirs)
 
 
+@pytest.mark.slow
 def test_rope_model_decodes_as_fairseq_generate(rope_model, tmp_path):
     raw, data, ckpt = rope_model
     out = export(ckpt, data, tmp_path / "ct2")
@@ -284,6 +278,7 @@ def test_rope_model_decodes_as_fairseq_generate(rope_model, tmp_path):
     check_parity(raw, data, ckpt, out)
 
 
+@pytest.mark.slow
 def test_sinusoidal_model_with_shared_embeddings_decodes_as_fairseq_generate(sinusoidal_model, tmp_path):
     raw, data, ckpt = sinusoidal_model
     out = export(ckpt, data, tmp_path / "ct2")
@@ -291,6 +286,7 @@ def test_sinusoidal_model_with_shared_embeddings_decodes_as_fairseq_generate(sin
     check_parity(raw, data, ckpt, out, cap_bound_beams=True)
 
 
+@pytest.mark.slow
 def test_lora_checkpoint_is_merged_then_exported(lora_model, tmp_path):
     """The adapters trained (B != 0), the export equals exporting `merge`'s output byte for
     byte, and it scores and decodes as the adapted fairseq model (rebuilt with its adapters)."""
@@ -304,6 +300,7 @@ def test_lora_checkpoint_is_merged_then_exported(lora_model, tmp_path):
     check_parity(raw, data, ckpt, out)
 
 
+@pytest.mark.slow
 def test_cap_on_length_gives_fairseqs_words(rope_model, tmp_path):
     """With a cap that binds (max_len 4), greedy CTranslate2 stops where fairseq forces </s>."""
     raw, data, ckpt = rope_model
@@ -318,6 +315,7 @@ def test_cap_on_length_gives_fairseqs_words(rope_model, tmp_path):
     assert sum(ct2[i] == fairseq[i][1].split() for i in range(len(sources))) >= 0.99 * len(sources)
 
 
+@pytest.mark.slow
 def test_int8_export_translates_like_float32(rope_model, tmp_path):
     """The int8 model is the same model, quantised: under half the bytes and mostly the same
     beam-4 output (a 32-dimensional model quantises coarsely: 85% measured; the benchmark
@@ -341,6 +339,7 @@ def refused(capsys, folder, *argv):
     return capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_refusals_write_nothing(rope_model, tmp_path, capsys):
     raw, data, ckpt = rope_model
     work = tmp_path / "work"
@@ -372,6 +371,7 @@ def test_refusals_write_nothing(rope_model, tmp_path, capsys):
 
 # ------------------------------------------------------------ the IndicTrans2 example script
 
+@pytest.mark.slow
 def test_translate_ct2_example_translates_each_document_whole(it2, tmp_path, capsys):
     """examples/indictrans2/translate_ct2.py on an IndicTrans2-shaped release (separate
     SentencePiece models and dictionaries, tags): one output line per blank-line document,

@@ -6,16 +6,12 @@ names (tests/fork_fixtures.py), so a fork checkpoint must compute exactly its so
 """
 import json
 import math
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
 from fork_fixtures import forkify, load_like_generate, scores, source_model  # noqa: E402
-from test_switch import reversal_base  # noqa: E402,F401  (the session's trained base)
 
 from fairseq_relpos.cli import main as cli  # noqa: E402
 from fairseq_relpos.fork import options as fork_options  # noqa: E402

@@ -6,13 +6,11 @@ weights (both weight formats, sharded too); real releases cannot be downloaded i
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
 import fairseq_helpers as h  # noqa: E402
 from fork_fixtures import load_like_generate, scores, source_model  # noqa: E402
 

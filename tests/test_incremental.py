@@ -5,12 +5,7 @@ import pytest
 import torch
 
 from fairseq_relpos.modules import RelativeSelfAttention
-from model_builders import build, random_batch, write_dicts
-
-
-@pytest.fixture(scope="module")
-def data_dir(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
+from model_builders import build, random_batch
 
 
 def decode_steps(model, encoder_out, prev, start, stop):
@@ -25,9 +20,9 @@ def decode_steps(model, encoder_out, prev, start, stop):
 
 
 @pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi", "transformer_nope"])
-def test_incremental_equals_full_forward(data_dir, arch):
+def test_incremental_equals_full_forward(dicts, arch):
     torch.manual_seed(0)
-    task, model, _ = build(data_dir, arch)
+    task, model, _ = build(dicts, arch)
     src, lengths, prev = random_batch(task, bsz=3, src_len=9, tgt_len=12, pad_first_row=3)
     with torch.no_grad():
         enc = model.encoder(src, src_lengths=lengths)
@@ -37,9 +32,9 @@ def test_incremental_equals_full_forward(data_dir, arch):
 
 
 @pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi"])
-def test_incremental_equals_full_forward_past_1000_positions(data_dir, arch):
+def test_incremental_equals_full_forward_past_1000_positions(dicts, arch):
     torch.manual_seed(0)
-    task, model, _ = build(data_dir, arch, encoder_layers=1, decoder_layers=1)
+    task, model, _ = build(dicts, arch, encoder_layers=1, decoder_layers=1)
     src, lengths, prev = random_batch(task, bsz=2, src_len=40, tgt_len=1030, seed=1)
     with torch.no_grad():
         enc = model.encoder(src, src_lengths=lengths)
@@ -48,9 +43,9 @@ def test_incremental_equals_full_forward_past_1000_positions(data_dir, arch):
     torch.testing.assert_close(steps, full[:, 1000:], rtol=1e-4, atol=1e-5)
 
 
-def test_cache_holds_rotated_keys(data_dir):
+def test_cache_holds_rotated_keys(dicts):
     """The cached keys are the rotated projections: a step never re-rotates the past."""
-    task, model, _ = build(data_dir, "transformer_rope")
+    task, model, _ = build(dicts, "transformer_rope")
     src, lengths, prev = random_batch(task, bsz=1, src_len=5, tgt_len=4)
     attn = model.decoder.layers[0].self_attn
     seen = []
@@ -73,8 +68,8 @@ def test_cache_holds_rotated_keys(data_dir):
     torch.testing.assert_close(cached, original(k, 0), rtol=1e-5, atol=1e-6)
 
 
-def test_only_self_attention_is_relative(data_dir):
-    _, model, _ = build(data_dir, "transformer_rope")
+def test_only_self_attention_is_relative(dicts):
+    _, model, _ = build(dicts, "transformer_rope")
     for layer in list(model.encoder.layers) + list(model.decoder.layers):
         assert isinstance(layer.self_attn, RelativeSelfAttention)
     for layer in model.decoder.layers:
@@ -82,21 +77,21 @@ def test_only_self_attention_is_relative(data_dir):
     assert model.encoder.embed_positions is None and model.decoder.embed_positions is None
 
 
-def test_parameters_and_buffers_are_stock(data_dir):
+def test_parameters_and_buffers_are_stock(dicts):
     """Same parameter names and shapes as the stock transformer, and no buffer of ours that
     DistributedDataParallel would broadcast or a checkpoint would save."""
-    _, stock, _ = build(data_dir, "transformer")
+    _, stock, _ = build(dicts, "transformer")
     for arch in ("transformer_rope", "transformer_alibi"):
-        _, model, _ = build(data_dir, arch)
+        _, model, _ = build(dicts, arch)
         ours = {k: v.shape for k, v in model.state_dict().items()}
         theirs = {k: v.shape for k, v in stock.state_dict().items() if ".embed_positions." not in k}
         assert ours == theirs
         assert {n for n, _ in model.named_buffers()} <= {n for n, _ in stock.named_buffers()}
 
 
-def test_need_weights_path_matches_fast_path(data_dir):
+def test_need_weights_path_matches_fast_path(dicts):
     torch.manual_seed(0)
-    _, model, _ = build(data_dir, "transformer_alibi")
+    _, model, _ = build(dicts, "transformer_alibi")
     attn = model.encoder.layers[0].self_attn
     x = torch.randn(6, 2, 32)
     pad = torch.zeros(2, 6, dtype=torch.bool)
@@ -113,12 +108,12 @@ def test_need_weights_path_matches_fast_path(data_dir):
 
 @pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi"])
 @pytest.mark.parametrize("causal", [False, True])
-def test_whole_sequence_paths_match_explicit_attention(data_dir, arch, causal):
+def test_whole_sequence_paths_match_explicit_attention(dicts, arch, causal):
     """The whole-sequence fast paths (RoPE: q and k projected into one buffer and rotated in one
     call, without autograd; ALiBi: keys and values projected from the reversed input) give what
     the explicit softmax(q k^T + bias) v path gives, and the autograd path too."""
     torch.manual_seed(0)
-    _, model, _ = build(data_dir, arch)
+    _, model, _ = build(dicts, arch)
     attn = (model.decoder if causal else model.encoder).layers[0].self_attn
     x = torch.randn(9, 2, 32)
     mask = torch.triu(torch.full((9, 9), float("-inf")), 1) if causal else None

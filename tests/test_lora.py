@@ -15,7 +15,7 @@ from fairseq.tasks.translation import TranslationTask
 from omegaconf import OmegaConf
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
-from model_builders import TINY, build, random_batch, write_dicts
+from model_builders import TINY, build, random_batch
 
 from fairseq_relpos import lora
 from fairseq_relpos.cli import main as cli
@@ -27,11 +27,6 @@ STYLES = ["lora", "minlora"]
 
 
 # ---------------------------------------------------------------- in-process
-
-@pytest.fixture(scope="module")
-def dicts(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
-
 
 def build_pair(dicts, *lora_args, arch="transformer_rope", extra=()):
     """A plain model and a LoRA-wrapped one holding the same base weights."""
@@ -66,22 +61,25 @@ def test_zero_adapters_give_the_base_output_exactly(dicts, style):
     assert torch.equal(logits(task, base), logits(task, wrapped))
 
 
-def test_trainable_counts_match_a_hand_computation(dicts):
-    d, ffn, vocab = TINY["encoder_embed_dim"], TINY["encoder_ffn_embed_dim"], 44  # 40 words + 4 specials
-    layers = TINY["encoder_layers"]
-    # lora: rank 8 on k_proj, v_proj of encoder self-attention and decoder self- and cross-attention
-    lora_count = 8 * (d + d) * 2 * (layers + 2 * layers)
+def hand_count(style, vocab):
+    """Adapter parameters of the TINY model with a style's defaults, counted by hand."""
+    d, ffn, layers = TINY["encoder_embed_dim"], TINY["encoder_ffn_embed_dim"], TINY["encoder_layers"]
+    if style == "lora":  # rank 8 on k_proj, v_proj of encoder self-attention and decoder self- and cross-attention
+        return 8 * (d + d) * 2 * (layers + 2 * layers)
     # minlora: rank 4 on every Linear: 4 attention projections per attention, fc1, fc2, output projection
     per_linear = lambda i, o: 4 * (i + o)  # noqa: E731
     enc = 4 * per_linear(d, d) + per_linear(d, ffn) + per_linear(ffn, d)
     dec = 8 * per_linear(d, d) + per_linear(d, ffn) + per_linear(ffn, d)
-    minlora_count = layers * (enc + dec) + per_linear(d, vocab)
+    return layers * (enc + dec) + per_linear(d, vocab)
+
+
+def test_trainable_counts_match_a_hand_computation(dicts):
+    vocab = 44  # 40 words + 4 specials
     _, base, _ = build(dicts, "transformer_rope")
     base_total = sum(p.numel() for p in base.parameters())
-    for style, expected in (("lora", lora_count), ("minlora", minlora_count)):
+    for style in STYLES:
         _, model, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", style])
-        assert lora.count(model) == (expected, base_total + expected)
-    assert (lora_count, minlora_count) == (6144, 9520)
+        assert lora.count(model) == (hand_count(style, vocab), base_total + hand_count(style, vocab))
 
 
 @pytest.mark.parametrize("style", STYLES)
@@ -151,11 +149,27 @@ def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
     _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
     path = tmp_path / "adapters.pt"
     torch.save(lora.adapters_payload(model.state_dict(), model.lora_spec, cfg.model.arch), path)
-    with pytest.raises(ValueError, match="different base model.*embed_dim|different base model.*wrong|different"):
+    with pytest.raises(ValueError, match=r"adapters\.pt was made for a different base model:\n"
+                                         r"  encoder\.embed_tokens\.weight: \[44, 32\] vs \[44, 48\]\n"):
         build(dicts, "transformer_rope", encoder_embed_dim=48, decoder_embed_dim=48,
               extra=["--task", "translation_lora", "--lora-adapters", str(path)])
     with pytest.raises(ValueError, match="architecture transformer_rope vs transformer_alibi"):
         build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
+
+
+@pytest.mark.parametrize("saved,given", [("lora", "minlora"), ("minlora", "lora")])
+def test_a_lora_style_contradicting_the_adapters_file_is_refused(dicts, tmp_path, saved, given):
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", saved])
+    path = tmp_path / "adapters.pt"
+    torch.save(lora.adapters_payload(model.state_dict(), model.lora_spec, cfg.model.arch), path)
+    with pytest.raises(ValueError, match=f"--lora-style {given} contradicts --lora-adapters .*adapters.pt, "
+                                         f"which holds {saved} adapters"):
+        build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", given,
+                                                "--lora-adapters", str(path)])
+    for style in ([], ["--lora-style", saved]):  # left out, or the file's own: its adapters
+        _, rebuilt, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora", *style,
+                                                                "--lora-adapters", str(path)])
+        assert rebuilt.lora_spec == model.lora_spec
 
 
 def test_relative_adapters_on_a_sinusoidal_base_say_how_to_switch_it(dicts, tmp_path):
@@ -222,12 +236,12 @@ def load(path, task=None):
     return models[0], task
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("style", STYLES)
 def test_train_generate_merge_and_adapters_round_trip(data, base, lora_runs, style, tmp_path):
     save, log = lora_runs(style)
     ckpt = save / "checkpoint_last.pt"
-    vocab = 4 + len((data / "dict.tgt.txt").read_text().splitlines())
-    expected = 6144 if style == "lora" else 9520 - 4 * 44 + 4 * vocab  # see the hand computation above
+    expected = hand_count(style, vocab=4 + len((data / "dict.tgt.txt").read_text().splitlines()))
     trained, total, share = re.search(r"trainable parameters ([\d,]+) of ([\d,]+) \(([\d.]+)%\)", log).groups()
     trained, total = int(trained.replace(",", "")), int(total.replace(",", ""))
     assert trained == expected and float(share) == round(100 * trained / total, 2)
@@ -266,6 +280,7 @@ def test_train_generate_merge_and_adapters_round_trip(data, base, lora_runs, sty
     torch.testing.assert_close(teacher_forced(model, lora_task), adapted, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_merge_refuses_to_overwrite_its_input(base, lora_runs, capsys):
     ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
     before = ckpt.read_bytes()
@@ -281,6 +296,7 @@ def valid_losses(log):
     return [float(m) for m in re.findall(r"valid on 'valid' subset \| loss ([\d.]+)", log)]
 
 
+@pytest.mark.slow
 def test_resume_reloads_exactly_what_was_saved(data, base, tmp_path):
     """Stop after one epoch, resume for a second: the frozen weights are still the base's,
     and re-validating the saved checkpoint gives the loss the run logged. The authors' fork
@@ -301,6 +317,7 @@ def test_resume_reloads_exactly_what_was_saved(data, base, tmp_path):
     assert valid_losses(check.stdout + check.stderr) == valid_losses(resumed)[-1:]
 
 
+@pytest.mark.slow
 def test_validate_scores_every_sentence_under_either_task(data, lora_runs, tmp_path):
     """A LoRA checkpoint (its saved task translation_lora) and its merged twin (translation) are
     one model: with default flags fairseq-validate gives both the loss of every valid sentence,
@@ -321,6 +338,7 @@ def test_validate_scores_every_sentence_under_either_task(data, lora_runs, tmp_p
         assert other == pytest.approx(every, abs=1.5e-3)
 
 
+@pytest.mark.slow
 def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp_path, capsys):
     ckpt = lora_runs("lora")[0] / "checkpoint_last.pt"
     out = tmp_path / "merged.pt"
@@ -338,6 +356,7 @@ def test_merge_refuses_an_existing_out_without_force_like_convert(lora_runs, tmp
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["folder", "merged.pt"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("pe", ["alibi", "sinusoidal"])
 def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_runs, tmp_path, pe):
     """convert then load under plain --task translation (fairseq-generate's default) gives the
@@ -357,6 +376,7 @@ def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_r
                                rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_inspect_counts_tied_adapters_once_as_training_does(data, tmp_path, capsys):
     """minLoRA on tied decoder embeddings and output projection: one adapter, two state-dict keys."""
     train(data, tmp_path / "base", "transformer_rope", "--share-decoder-input-output-embed", updates=2)

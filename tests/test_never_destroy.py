@@ -10,7 +10,6 @@ import errno
 import hashlib
 import io
 import json
-import math
 import os
 import pickle
 import signal
@@ -25,7 +24,7 @@ import torch
 from omegaconf import OmegaConf
 
 import fairseq_helpers as h
-from model_builders import TINY, build, write_dicts
+from model_builders import build, write_dicts
 
 from fairseq import checkpoint_utils
 from fairseq_relpos.cli import main as cli

@@ -58,6 +58,7 @@ def bleu_run(tmp_path_factory):
     return data, best
 
 
+@pytest.mark.slow
 def test_eval_bleu_checkpoint_decodes_with_the_plugin(bleu_run):
     data, best = bleu_run
     out = run("generate", data, "--path", best, "--user-dir", PLUGIN, "--gen-subset", "test",
@@ -65,6 +66,7 @@ def test_eval_bleu_checkpoint_decodes_with_the_plugin(bleu_run):
     assert sorted(hypotheses(out.stdout)) == list(range(5))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["--finetune-from-model", "--restore-file"])
 def test_eval_bleu_checkpoint_starts_a_plugin_run(bleu_run, how, tmp_path):
     data, best = bleu_run
@@ -76,6 +78,7 @@ def test_eval_bleu_checkpoint_starts_a_plugin_run(bleu_run, how, tmp_path):
     assert (tmp_path / "checkpoint_last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_eval_bleu_checkpoint_inspects_and_converts_with_its_metrics(bleu_run, tmp_path, capsys):
     _, best = bleu_run
     unrestricted = torch.load(best, map_location="cpu", weights_only=False)

@@ -1,18 +1,14 @@
 """Bad positional options are refused, naming the option, by every path that takes them:
 ``convert`` (nothing written), fairseq-train (before training) and the model's build."""
 import math
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fairseq_helpers as h  # noqa: E402
-from model_builders import build, write_dicts  # noqa: E402
-from test_switch import reversal_base  # noqa: E402,F401
+import fairseq_helpers as h
+from model_builders import build
 
-from fairseq_relpos.cli import main as cli  # noqa: E402
-from fairseq_relpos.modules import RotaryEmbedding  # noqa: E402
+from fairseq_relpos.cli import main as cli
+from fairseq_relpos.modules import RotaryEmbedding
 
 # (convert options, the option the error must name); the tiny models have 8-dimensional heads
 BAD = [
@@ -43,6 +39,7 @@ def relpos_status(argv):
         return stop.code
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("options,named", BAD)
 def test_convert_refuses_bad_values_and_writes_nothing(reversal_base, tmp_path, capsys, options, named):
     _, base, _ = reversal_base
@@ -52,16 +49,12 @@ def test_convert_refuses_bad_values_and_writes_nothing(reversal_base, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_convert_accepts_the_edges(reversal_base, tmp_path):
     _, base, _ = reversal_base
     assert relpos_status(["convert", "--pe", "rope", "--rope-theta", "1.5", "--rope-fraction", "0.25",
                           "--rope-scaling", "ntk", "--rope-scaling-factor", "1", "--max-positions", "1",
                           base, tmp_path / "out.pt"]) == 0
-
-
-@pytest.fixture(scope="module")
-def dicts(tmp_path_factory):
-    return write_dicts(tmp_path_factory.mktemp("dicts"))
 
 
 @pytest.mark.parametrize("extra,named", [
@@ -94,6 +87,7 @@ def test_rotary_module_applies_the_same_rule():
     assert RotaryEmbedding(12, fraction=0.5).dim == 6
 
 
+@pytest.mark.slow
 def test_fairseq_train_refuses_nan_theta_before_training(tmp_path):
     raw = h.write_reversal_corpus(tmp_path / "raw", sizes=(("train", 20), ("valid", 4)))
     data = h.preprocess(raw, tmp_path / "bin", splits=("train", "valid"))

@@ -5,7 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
 
 
 def test_quickstart_runs_and_reports_chrf_by_length(tmp_path):

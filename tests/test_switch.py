@@ -5,73 +5,17 @@ positions), then started from by relative architectures: through fairseq's own t
 checkpoint_utils (in-process, exact tensors) and through the real fairseq-train CLI.
 """
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 
-sys.path.insert(0, str(Path(__file__).parent))
-import fairseq_helpers as h  # noqa: E402
+import fairseq_helpers as h
+from fairseq_helpers import BASE_UPDATES, ONE_THREAD, fairseq_train, valid_loss
+from model_builders import RESETS, load_like_fairseq_train, start_argv
 
-ONE_THREAD = {"OMP_NUM_THREADS": "1"}  # the machine's 2 cores are shared: less contention
-QUIET = ["--validate-interval", "1000", "--save-interval", "1000", "--log-format", "simple",
-         "--log-interval", "1000"]
-BASE_UPDATES, FINETUNE_UPDATES = 80, 25
-_BASE = []
-RESETS = ["--reset-optimizer", "--reset-dataloader", "--reset-meters", "--reset-lr-scheduler"]
+FINETUNE_UPDATES = 25
 
-
-def fairseq_train(data, save_dir, arch, *extra, updates, tiny=True, check=True):
-    args = [data, "--arch", arch, "--save-dir", save_dir, "--max-update", updates, *h.TRAIN, *QUIET,
-            "--user-dir", h.PLUGIN, *(h.TINY if tiny else []), *extra]
-    return h.run("train", *args, check=check, env=ONE_THREAD)
-
-
-def valid_loss(proc):
-    losses = re.findall(r"valid on 'valid' subset \| loss ([0-9.]+)", proc.stdout + proc.stderr)
-    assert losses, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return float(losses[-1])
-
-
-@pytest.fixture(scope="session")
-def reversal_base(tmp_path_factory):
-    """(data dir, sinusoidal base checkpoint, its valid loss): joined dictionary, shared embeddings.
-    Built once per session, also for test_convert.py, which imports this fixture."""
-    if _BASE:
-        return _BASE[0]
-    root = tmp_path_factory.mktemp("reversal")
-    raw = h.write_reversal_corpus(root / "raw", sizes=(("train", 600), ("valid", 40), ("test", 16)),
-                                  lengths=(3, 10), vocab=16)
-    data = h.preprocess(raw, root / "bin", extra=["--joined-dictionary"])
-    proc = fairseq_train(data, root / "base", "transformer", "--share-all-embeddings",
-                         updates=BASE_UPDATES)
-    _BASE.append((data, root / "base" / "checkpoint_last.pt", valid_loss(proc)))
-    return _BASE[0]
-
-
-def load_like_fairseq_train(argv):
-    """What fairseq-train does up to its first update: parse, build, load the checkpoint."""
-    from fairseq import checkpoint_utils, options, tasks
-    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-    from fairseq.trainer import Trainer
-
-    args = options.parse_args_and_arch(options.get_training_parser(), [str(a) for a in argv])
-    cfg = convert_namespace_to_omegaconf(args)
-    task = tasks.setup_task(cfg.task)
-    model = task.build_model(cfg.model)
-    trainer = Trainer(cfg, task, model, task.build_criterion(cfg.criterion))
-    checkpoint_utils.load_checkpoint(cfg.checkpoint, trainer)
-    return trainer
-
-
-def start_argv(data, save_dir, arch, start, form, *extra):
-    argv = [data, "--user-dir", h.PLUGIN, "--arch", arch, "--save-dir", save_dir, "--max-update", 1,
-            "--optimizer", "adam", "--lr", "0.001", "--max-tokens", "2000", "--num-workers", "0",
-            "--criterion", "label_smoothed_cross_entropy", *extra]
-    if form == "finetune":
-        return argv + ["--finetune-from-model", start]
-    return argv + ["--restore-file", start, *RESETS]
+pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
 
 
 def assert_holds_every_base_weight(model, checkpoint):
@@ -96,7 +40,6 @@ def test_switched_model_holds_exactly_the_base_weights(reversal_base, tmp_path, 
     assert_holds_every_base_weight(trainer.model, base)
     assert trainer.model.encoder.embed_positions is None
     assert trainer.model.encoder.layers[0].self_attn.__class__.__name__ == "RelativeSelfAttention"
-    assert not list((tmp_path / "save").glob("*.pt"))
 
 
 def test_finetuned_switch_beats_training_from_scratch(reversal_base, tmp_path):
@@ -150,7 +93,6 @@ def test_a_file_that_is_not_a_checkpoint_is_named_before_anything_is_built(rever
     junk.write_text("not a checkpoint\n")
     with pytest.raises(ValueError, match="notes.pt is not a fairseq checkpoint"):
         load_like_fairseq_train(start_argv(data, tmp_path / "save", "transformer_rope", junk, form))
-    assert not list((tmp_path / "save").glob("*.pt"))
 
 
 def test_a_missing_restore_file_is_an_error_not_training_from_scratch(reversal_base, tmp_path):

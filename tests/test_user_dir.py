@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from fairseq_helpers import TINY, TRAIN, hypotheses, preprocess, write_reversal_corpus
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,6 +25,7 @@ def shell(command, cwd):
     return proc.stdout
 
 
+@pytest.mark.slow
 def test_user_dir_command_works_from_another_folder(tmp_path):
     raw = write_reversal_corpus(tmp_path / "raw", sizes=(("train", 40), ("valid", 8), ("test", 5)))
     data = preprocess(raw, tmp_path / "bin")

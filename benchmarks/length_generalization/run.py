@@ -8,7 +8,7 @@ long-context ability?
 
 The shipped toy corpus (``fairseq_relpos.corpora.toy``: eng_Toyl into four toy languages;
 document training data only for the *document languages* toya/toyb, whitespace tokens) run
-through the shared grid of ``benchmarks/experiment.py`` (see there: base, switch, full / LoRA /
+through the shared grid of ``benchmarks/experiment/`` (see there: base, switch, full / LoRA /
 minLoRA fine-tuning with each position scheme, document decoding with ``--task
 translation_doc``, ChrF++ per length bucket for seen and unseen languages). The document test
 sets have 2..32 sentences (up to ~20x the longest training sentence). Results go next to this

@@ -13,7 +13,7 @@ that transfer is read for related languages without documents (Bengali; French, 
 and a distant one (Swahili). The base is pre-norm like IndicTrans2 (``--encoder-normalize-before
 --decoder-normalize-before --layernorm-embedding --activation-fn gelu``) with a length cap of
 256 positions (as IndicTrans2) and is trained on verses only, to a plateau of its validation loss; the grid is the shared one of
-``benchmarks/experiment.py``. Test sets: verses, passages of 4, 8 and 16 verses, and whole
+``benchmarks/experiment/``. Test sets: verses, passages of 4, 8 and 16 verses, and whole
 chapters (the longest of the test books). Variant cells: ``long`` fine-tunes on documents up
 to whole chapters (the remedy for run-on output past the fine-tuning lengths, if any).
 """

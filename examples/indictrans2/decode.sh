@@ -46,4 +46,4 @@ with open(sys.argv[1], encoding="utf-8") as fin, open(sys.argv[2], "w", encoding
             fields[-1] = join_source(tags, [text.replace(" ", "").replace("\u2581", " ").strip()])
         fout.write("\t".join(fields) + "\n")
 PY
-fairseq-relpos evaluate --generate "$OUT.gen" --json "$OUT.json" --force | tee "$OUT.txt"
+fairseq-relpos evaluate --generate "$OUT.gen" --log "$OUT.log" --json "$OUT.json" --force | tee "$OUT.txt"

@@ -25,10 +25,10 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class TranslationLoRAConfig(TranslationConfig):
-    lora_style: str = field(  # a plain str: fairseq's ChoiceEnum values do not pickle into checkpoints
-        default="lora", metadata={"help": "lora: loralib layers on chosen projections (authors' fork); "
-                                          "minlora: parametrizations on every linear weight; "
-                                          "with --lora-adapters, the file's style"})
+    lora_style: Optional[str] = field(  # a plain str: fairseq's ChoiceEnum values do not pickle into checkpoints
+        default=None, metadata={"help": "lora (the default): loralib layers on chosen projections (authors' fork); "
+                                        "minlora: parametrizations on every linear weight; "
+                                        "with --lora-adapters, the file's style (another one is refused)"})
     lora_rank: Optional[int] = field(default=None, metadata={"help": "adapter rank (default: lora 8, minlora 4)"})
     lora_alpha: Optional[float] = field(
         default=None, metadata={"help": "scaling numerator, update = alpha/rank * B@A (default: lora 16, minlora 1)"})
@@ -75,8 +75,12 @@ class TranslationLoRATask(DocumentBatchingMixin, TranslationTask):
         given = dict(style=self.cfg.lora_style, rank=self.cfg.lora_rank, alpha=self.cfg.lora_alpha,
                      dropout=self.cfg.lora_dropout, targets=self.cfg.lora_targets,
                      train_biases=self.cfg.lora_train_biases, train_layernorms=self.cfg.lora_train_layernorms)
-        if payload is not None:
+        if payload is None:
+            given["style"] = given["style"] or "lora"
+        else:
             saved = payload["lora_spec"]
+            if given["style"] not in (None, saved["style"]):
+                raise ValueError(f"--lora-style {given['style']} contradicts --lora-adapters {self.cfg.lora_adapters}, "
+                                 f"which holds {saved['style']} adapters: leave --lora-style out (it is the file's)")
             given = {k: saved[k] if v is None or v is False else v for k, v in given.items()}
-            given["style"] = saved["style"]
         return lora.resolve(**given)

@@ -1,0 +1,117 @@
+"""The data of a work directory: the corpus, the evaluation set, the fine-tuning documents
+(``make-docs``) and everything binarised with the base's dictionaries; cached in ``data/``."""
+import json
+import shutil
+import statistics
+
+from fairseq_relpos.documents.make_docs import make_documents
+from fairseq_relpos.scoring import read_lines
+
+from .runner import log, run
+
+
+def write_lines(path, lines):
+    with open(path, "w", encoding="utf-8", newline="\n") as f:
+        f.writelines(line + "\n" for line in lines)
+
+
+def ft_data_name(variant):
+    return "ft-bin" if variant is None else f"ft-{variant}-bin"
+
+
+def make_ft_data(data, encoded, corpus, budget, min_budget, seed, name, threads):
+    """Every training sentence plus documents of the document languages (``make-docs``),
+    binarised with the base's dictionaries into ``data/name``; returns the documents' summary."""
+    raw = data / "raw"
+    stem = name.replace("-bin", "")
+    docs = make_documents(*encoded("train-docs"), raw / f"{stem}-docs.src", raw / f"{stem}-docs.tgt",
+                          raw / f"{stem}-docs.lines", budget=budget, min_budget=min_budget,
+                          ids_path=corpus.root / "train-docs.ids", seed=seed, force=True)
+    log(docs.report(budget).splitlines()[0])
+    for side, path in zip(("src", "tgt"), encoded("train")):
+        write_lines(raw / f"{stem}-train.{side}", read_lines(path) + read_lines(raw / f"{stem}-docs.{side}"))
+    valid = encoded("valid")[0].with_suffix("")
+    run("preprocess", ["--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / f"{stem}-train",
+                       "--validpref", valid, "--srcdict", data / "base-bin" / "dict.src.txt",
+                       "--tgtdict", data / "base-bin" / "dict.tgt.txt", "--destdir", data / name,
+                       "--workers", "1"], data / f"preprocess-{stem}.log", threads)
+    return {"documents": docs.documents_out, "max_tokens": docs.max_tokens,
+            "mean_tokens": round(docs.total_tokens / max(1, docs.documents_out), 1),
+            "budget": budget, "min_budget": min_budget}
+
+
+def longest_kept(encoded_pair, cap):
+    """The longest side (model tokens) of the training pairs a length cap of ``cap`` positions
+    keeps (fairseq counts the end-of-sentence token too)."""
+    longest = 0
+    for s, t in zip(*(read_lines(p) for p in encoded_pair)):
+        n, m = len(s.split()) + 1, len(t.split()) + 1
+        if n <= cap and m <= cap:
+            longest = max(longest, n - 1, m - 1)
+    return longest
+
+
+def prepare_data(spec, work, cfg, args, threads):
+    """Corpus, documents, the evaluation set and binarised data; cached."""
+    data = work / "data"
+    done = data / "data.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    if data.exists():
+        shutil.rmtree(data)
+    raw = data / "raw"
+    raw.mkdir(parents=True)
+    corpus, encoded = spec.write(raw / "corpus", cfg, args)
+    # one evaluation set: sentence test set, then each document test set; segments remembered
+    segments, src_lines, tgt_lines, ref_lines = [], [], [], []
+    for name, split in cfg["eval_splits"]:
+        src, tgt = (read_lines(p) for p in encoded(split))
+        ref = read_lines(corpus.files(split)[1])
+        keep = list(range(len(src)))
+        limit = cfg["test_sentences"] if name == "sent" else cfg["docs_per_split"]
+        if limit is not None:  # the first lines of every language
+            per_lang = {}
+            for i in keep:
+                per_lang.setdefault(src[i].split()[1], []).append(i)
+            keep = sorted(i for ids in per_lang.values() for i in ids[:max(1, limit // len(per_lang))])
+        for i in keep:
+            segments.append({"split": name, "lang": src[i].split()[1], "tokens": len(tgt[i].split())})
+            src_lines.append(src[i])
+            tgt_lines.append(tgt[i])
+            ref_lines.append(ref[i])
+    write_lines(raw / "eval.src", src_lines)
+    write_lines(raw / "eval.tgt", tgt_lines)
+    write_lines(raw / "eval.ref", ref_lines)
+    sent = sum(seg["split"] == "sent" for seg in segments)  # the sentence test set alone: test1
+    for suffix, lines in (("src", src_lines), ("tgt", tgt_lines), ("ref", ref_lines)):
+        write_lines(raw / f"eval-sent.{suffix}", lines[:sent])
+    train, valid = (encoded(s)[0].with_suffix("") for s in ("train", "valid"))
+    run("preprocess", ["--source-lang", "src", "--target-lang", "tgt", "--trainpref", train,
+                       "--validpref", valid, "--testpref", f"{raw / 'eval'},{raw / 'eval-sent'}",
+                       "--destdir", data / "base-bin",
+                       "--workers", "1"], data / "preprocess-base.log", threads)
+    info = {
+        "segments": segments,
+        "doc_languages": list(corpus.doc_targets),
+        "languages": list(corpus.targets),
+        "groups": {lang: spec.group(lang, corpus.doc_targets) for lang in corpus.targets},
+        "train_sentence_max_tokens": longest_kept(encoded("train"), cfg["base_positions"]),
+        "ft_docs": make_ft_data(data, encoded, corpus, args.doc_budget, args.doc_min_budget, args.corpus_seed,
+                                "ft-bin", threads),
+        "ft_variants": {},
+        "ft_sentences": len(read_lines(encoded("train")[0])),
+        "ref_file": "eval.ref",
+        "ref_tokens": {},
+        "corpus_manifest": json.loads((corpus.root / "corpus.json").read_text()),
+    }
+    for name, variant in spec.variants.items():
+        if "doc_budget" in variant:
+            info["ft_variants"][name] = make_ft_data(data, encoded, corpus, variant["doc_budget"],
+                                                     variant["doc_min_budget"], args.corpus_seed,
+                                                     ft_data_name(name), threads)
+    for seg in segments:
+        info["ref_tokens"].setdefault(seg["split"], []).append(seg["tokens"])
+    info["ref_tokens"] = {k: {"mean": round(statistics.mean(v), 1), "max": max(v)}
+                          for k, v in info["ref_tokens"].items()}
+    done.write_text(json.dumps(info, indent=1, ensure_ascii=False) + "\n")
+    return info

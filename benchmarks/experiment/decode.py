@@ -1,0 +1,134 @@
+"""Decoding and scoring: a cell's test sets (ChrF++, BLEU, length ratio per test set and language
+group), the base's learning curve, and why output runs long (the run-on diagnosis)."""
+import json
+import subprocess
+import sys
+
+from fairseq_relpos.scoring import evaluate, read_generate, read_lines
+
+from .runner import PLUGIN, cell_name, key_of, log, run, write_atomic
+from .settings import GEN_POSITIONS
+from .train import positions_args
+
+
+def base_curve(spec, work, cfg, data_info, seed, threads):
+    """The base's learning curve: validation loss (from its training log) and verse ChrF++ (beam
+    ``curve_beam``, the sentence test set, per language and group) of every ``curve_every``-th
+    interval checkpoint and of the best one; cached per point in ``base/curve.json``."""
+    save = work / f"seed{seed}" / "base"
+    path = save / "curve.json"
+    points = {p["checkpoint"]: p for p in json.loads(path.read_text())} if path.is_file() else {}
+    valid = {v["updates"]: v for v in json.loads((save / "train.json").read_text())["valid"]}
+    chosen = sorted((int(c.stem.rsplit("_", 1)[1]), c) for c in save.glob("checkpoint_*_*.pt")
+                    if int(c.stem.rsplit("_", 1)[1]) % cfg.get("curve_every", cfg["base_updates"]) == 0)
+    chosen.append((None, save / "checkpoint_best.pt"))
+    segments = [s for s in data_info["segments"] if s["split"] == "sent"]
+    refs = read_lines(work / "data" / "raw" / "eval-sent.ref")
+    for updates, ckpt in chosen:
+        if ckpt.name in points or not ckpt.is_file():
+            continue
+        gen = save / f"curve-{ckpt.stem}.txt"
+        run("generate", [work / "data" / "base-bin", "--user-dir", PLUGIN, "--task", "translation_doc",
+                         "--path", ckpt, "--gen-subset", "test1", "--beam", cfg.get("curve_beam", 4), "--batch-size", 64,
+                         *spec.gen_args], gen, threads)
+        _, hyps, _ = read_generate(gen)
+        scores = {}
+        for group in ["all", *spec.groups, *data_info["languages"]]:
+            ids = [i for i, s in enumerate(segments)
+                   if group == "all" or s["lang"] == group or data_info["groups"][s["lang"]] == group]
+            if ids:
+                scores[group] = score([hyps[i] for i in ids], [refs[i] for i in ids])[0]
+        if updates is None:
+            updates = torch_free_updates(ckpt)
+        points[ckpt.name] = {"checkpoint": ckpt.name, "updates": updates, "valid": valid.get(updates),
+                             "beam": cfg.get("curve_beam", 4), "scores": scores}
+        write_atomic(path, json.dumps(sorted(points.values(), key=lambda p: (p["updates"], p["checkpoint"])),
+                                      indent=1) + "\n")
+        log(f"seed {seed} base curve {ckpt.name} ({updates} updates): verse ChrF++ "
+            + ", ".join(f"{g} {scores[g]['chrf++']:.1f}" for g in scores if g in ("all", *spec.groups)))
+    return sorted(points.values(), key=lambda p: (p["updates"], p["checkpoint"]))
+
+
+def torch_free_updates(ckpt):
+    """The update count saved in a fairseq checkpoint (read in a subprocess: this runner does not
+    import torch)."""
+    code = ("import sys, torch; s = torch.load(sys.argv[1], map_location='cpu', weights_only=False); "
+            "print(s['optimizer_history'][-1]['num_updates'])")
+    return int(subprocess.run([sys.executable, "-c", code, str(ckpt)], capture_output=True, text=True,
+                              check=True).stdout.split()[-1])
+
+
+def score(hyps, refs):
+    """ChrF++ (``fairseq_relpos.scoring``), BLEU and the hypothesis/reference length ratio."""
+    from sacrebleu.metrics import BLEU
+    chrf = evaluate(hyps, refs)
+    bleu = BLEU()
+    return {"chrf++": round(chrf["overall"]["chrf++"], 2), "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
+            "segments": len(refs),
+            "length_ratio": round(sum(len(h.split()) for h in hyps) / max(1, sum(len(r.split()) for r in refs)), 3)
+            }, chrf["signature"], str(bleu.get_signature())
+
+
+def decode_and_score(spec, work, cfg, data_info, ckpt, outdir, threads, extra=()):
+    gen = outdir / "generate.txt"
+    wall = run("generate", [work / "data" / "base-bin", "--user-dir", PLUGIN, "--task", "translation_doc",
+                            "--path", ckpt, "--gen-subset", "test", "--beam", cfg["beam"],
+                            "--batch-size", cfg.get("gen_batch", 16), "--max-len-a", cfg.get("max_len_a", 1.2),
+                            "--max-len-b", cfg.get("max_len_b", 10),
+                            *positions_args(GEN_POSITIONS), *spec.gen_args, *extra], gen, threads)
+    _, hyps, _ = read_generate(gen)
+    refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
+    segments = data_info["segments"]
+    if len(hyps) != len(refs) or len(refs) != len(segments):
+        raise RuntimeError(f"{gen}: {len(hyps)} hypotheses for {len(refs)} references")
+    scores, signatures = {}, {}
+    for split in dict.fromkeys(s["split"] for s in segments):
+        idx = [i for i, s in enumerate(segments) if s["split"] == split]
+        by_lang = {lang: [i for i in idx if segments[i]["lang"] == lang] for lang in data_info["languages"]}
+        groups = {"all": idx}
+        for lang, ids in by_lang.items():
+            groups.setdefault(data_info["groups"][lang], []).extend(ids)
+        groups.setdefault("unseen", [i for i in idx if segments[i]["lang"] not in data_info["doc_languages"]])
+        groups.update(by_lang)
+        scores[split] = {}
+        for group, ids in groups.items():
+            if ids:
+                scores[split][group], signatures["chrf++"], signatures["bleu"] = score(
+                    [hyps[i] for i in ids], [refs[i] for i in ids])
+    return {"scores": scores, "decode_seconds": round(wall, 1), "signature": signatures["chrf++"],
+            "bleu_signature": signatures["bleu"]}
+
+
+def run_on(work, cell, data_info):
+    """Why a model's output is long, per test set, from its ``generate.txt``: the share of
+    hypotheses cut at the length cap (``--max-len-a``/``-b`` of that run: no end of sentence
+    came) and the share of word 4-grams that repeat one earlier in the same hypothesis (a
+    decoder that lost its place loops), beside the same share in the references."""
+    gen = work / f"seed{cell['seed']}" / cell_name(key_of(cell)) / "generate.txt"
+    if not gen.is_file():
+        return None
+    command = gen.read_text().split("\n", 1)[0].split()
+    a, b = (float(command[len(command) - 1 - command[::-1].index(f"--max-len-{x}") + 1]) for x in "ab")
+    sources = [len(line.split()) + 1 for line in read_lines(work / "data" / "raw" / "eval.src")]
+    steps = {}
+    for line in read_lines(gen):
+        if line.startswith("P-"):
+            head, _, scores = line.partition("\t")
+            steps.setdefault(int(head[2:]), len(scores.split()))
+    _, hyps, _ = read_generate(gen)
+    refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
+
+    def repeated(text):
+        words = text.split()
+        grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
+        return len(grams) - len(set(grams)), len(grams)
+
+    out = {}
+    for split in dict.fromkeys(seg["split"] for seg in data_info["segments"]):
+        idx = [i for i, seg in enumerate(data_info["segments"]) if seg["split"] == split]
+        capped = sum(steps[i] >= 0.98 * (a * sources[i] + b) for i in idx)
+        rep_h, rep_r = (tuple(map(sum, zip(*(repeated(t[i]) for i in idx)))) for t in (hyps, refs))
+        out[split] = {"at_cap": round(capped / len(idx), 3),
+                      "repeated_4grams": round(rep_h[0] / max(1, rep_h[1]), 3),
+                      "repeated_4grams_ref": round(rep_r[0] / max(1, rep_r[1]), 3)}
+    return out

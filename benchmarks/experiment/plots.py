@@ -1,0 +1,60 @@
+"""One plot per regime: ChrF++ by test set length, a line per position scheme and language group."""
+import statistics
+
+from .runner import key_of, log
+from .settings import REGIMES
+
+
+def plot(spec, cells, splits, groups, ref, data_info, outdir):
+    try:
+        import logging
+
+        logging.getLogger("matplotlib").setLevel(logging.WARNING)
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed (pip install matplotlib): no plots")
+        return
+    colours = {"sinusoidal": "tab:gray", "rope": "tab:blue", "alibi": "tab:orange", "nope": "tab:green"}
+    styles = dict(zip(groups, ("-", "--", ":", "-.")))
+    x = [ref[s]["mean"] for s in splits]
+    for regime in REGIMES:
+        mine = [c for c in cells if c["regime"] == regime]
+        if not mine:
+            continue
+        fig, ax = plt.subplots(figsize=(8.4, 4.2))
+        for key in dict.fromkeys(key_of(c) for c in mine):
+            cs = [c for c in mine if key_of(c) == key]
+            colour = colours[key[1]]
+            for group in groups:
+                if group not in cs[0]["scores"][splits[0]]:
+                    continue
+                ys = [statistics.mean(c["scores"][s][group]["chrf++"] for c in cs) for s in splits]
+                label = f"{':'.join(key[1:])} ({group})" + (f", mean of {len(cs)} seeds" if len(cs) > 1 and group == groups[0] else "")
+                ax.plot(x, ys, styles[group], marker="s" if key[2:] else "o", ms=3, color=colour, label=label,
+                        alpha=0.6 if key[2:] else 1.0)
+                if len(cs) > 1:
+                    lo = [min(c["scores"][s][group]["chrf++"] for c in cs) for s in splits]
+                    hi = [max(c["scores"][s][group]["chrf++"] for c in cs) for s in splits]
+                    ax.fill_between(x, lo, hi, color=colour, alpha=0.12, lw=0)
+        ax.set_ylim(bottom=0)
+        top = ax.get_ylim()[1]
+        ax.axvline(data_info["train_sentence_max_tokens"], color="k", lw=0.6, ls=":")
+        ax.text(data_info["train_sentence_max_tokens"], top, " longest\n training\n sentence", fontsize=7, va="top")
+        if regime != "none":
+            ax.axvline(data_info["ft_docs"]["max_tokens"], color="k", lw=0.6, ls="-.")
+            ax.text(data_info["ft_docs"]["max_tokens"], top, " longest\n fine-tuning\n document", fontsize=7, va="top")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(x)
+        ax.set_xticklabels([f"{s}\n{v:.0f}" for s, v in zip(splits, x)], fontsize=7)
+        ax.set_xlabel("test set (mean reference tokens)")
+        ax.set_ylabel("ChrF++")
+        title = {"none": "switch only, no fine-tuning", "full": "full fine-tuning", "lora": "LoRA",
+                 "minlora": "minLoRA"}[regime]
+        ax.set_title(f"{spec.name}, {title}: " + ", ".join(f"{g} ({styles[g]})" for g in groups), fontsize=9)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(outdir / f"plot_{regime}.png", dpi=110)
+        plt.close(fig)

@@ -1,0 +1,123 @@
+"""``results.md`` and ``results.json``: the tables per metric, the run-on diagnosis and the seed
+variance, from the finished cells."""
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from .decode import run_on
+from .plots import plot
+from .runner import key_of, write_atomic
+from .settings import OPTIM, POSITIONS, REGIMES
+
+
+def fmt(values, spread=False):
+    if not values:
+        return "–"
+    if len(values) == 1 or not spread:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
+    outdir.mkdir(parents=True, exist_ok=True)
+    for c in cells:
+        c["run_on"] = run_on(work, c, data_info)
+    splits = list(dict.fromkeys(s["split"] for s in data_info["segments"]))
+    groups = [g for g in spec.groups if any(g in c["scores"][splits[0]] for c in cells)]
+    members = {g: [lang for lang in data_info["languages"]
+                   if data_info["groups"].get(lang) == g or (g == "unseen" and lang not in data_info["doc_languages"])]
+               for g in groups}
+    first_seed = args.seeds[0]
+    by_key = {}
+    for c in cells:
+        by_key.setdefault(key_of(c), []).append(c)
+    order = sorted(by_key, key=lambda k: (REGIMES.index(k[0]), POSITIONS.index(k[1]), k[2:]))
+    ref = data_info["ref_tokens"]
+    longest = data_info["train_sentence_max_tokens"]
+    slash = " / ".join(groups)
+
+    def first(key):
+        c = [x for x in by_key[key] if x["seed"] == first_seed]
+        return c[0] if c else None
+
+    def row_values(c, split, metric, digits=1):
+        return " / ".join(f"{c['scores'][split][g][metric]:.{digits}f}" if g in c["scores"][split] else "–"
+                          for g in groups)
+
+    lines = [f"{spec.name}: seed {first_seed}, scores per language group ({slash}; "
+             + "; ".join(f"{g}: {', '.join(members[g])}" for g in groups) + "). "
+             f"Columns are test sets: `sent` = sentences; the others documents (mean reference length in "
+             f"model tokens, and that as a multiple of the longest training sentence the base saw, "
+             f"{longest} tokens). Variant cells: " + (", ".join(f"`{n}` = {v['about']}" for n, v in spec.variants.items())
+                                                    or "none") + ".", "",
+             f"ChrF++ signature: `{cells[0]['signature']}`; BLEU signature: `{cells[0].get('bleu_signature', '–')}`.", ""]
+
+    def table(title, metric, digits, extra_cols):
+        out = [title, ""]
+        head = ["regime", "positions"] + [f"{s} ({ref[s]['mean']:.0f} tok, {ref[s]['mean'] / longest:.1f}x)"
+                                         for s in splits] + [h for h, _ in extra_cols]
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for key in order:
+            c = first(key)
+            if c:
+                out.append("| " + " | ".join([key[0], ":".join(key[1:])] + [row_values(c, s, metric, digits) for s in splits]
+                                             + [f(c, key) for _, f in extra_cols]) + " |")
+        return out + [""]
+
+    def share(c, key):
+        s = c.get("trainable_share")
+        return "–" if s is None else f"{100 * s:.1f}%"
+
+    def train_s(c, key):
+        return "–" if key[0] == "none" or c["train"].get("reused_from") else f"{c['train']['wall_seconds']:.0f}"
+
+    lines += table(f"**ChrF++** ({slash}); trainable share and fine-tuning wall time (fairseq-train process, "
+                   f"{cfg['ft_updates']} updates) per cell.", "chrf++", 1, [("trainable", share), ("train s", train_s)])
+    lines += table(f"**BLEU** ({slash}).", "bleu", 1, [])
+    lines += table(f"**Hypothesis/reference length ratio** (whitespace tokens; {slash}): about 1/N for a model that "
+                   f"translates only the first sentence of an N-sentence document, over 1 for one that runs on.",
+                   "length_ratio", 2, [])
+    lines += [f"**Why output runs long** (seed {first_seed}, all languages): share of hypotheses cut at the length "
+              f"cap (no end of sentence before `--max-len-a`·source + `--max-len-b`) / share of repeated word "
+              f"4-grams in the hypotheses (references: "
+              + ", ".join(f"{s} {c0['run_on'][s]['repeated_4grams_ref']:.2f}" for s in splits
+                          for c0 in [next(c for c in cells if c.get("run_on"))]) + ").", ""]
+    lines += ["| regime | positions | " + " | ".join(splits) + " |", "|" + "---|" * (2 + len(splits))]
+    for key in order:
+        c = first(key)
+        if c and c.get("run_on"):
+            lines.append("| " + " | ".join([key[0], ":".join(key[1:])] + [
+                f"{c['run_on'][s]['at_cap']:.2f} / {c['run_on'][s]['repeated_4grams']:.2f}" for s in splits]) + " |")
+    lines.append("")
+    last = splits[-1]
+    multi = [k for k in order if len({c["seed"] for c in by_key[k]}) > 1]
+    if multi:
+        seeds = sorted({c["seed"] for k in multi for c in by_key[k]})
+        lines += [f"Seed variance (seeds {', '.join(map(str, seeds))}; each seed re-trains the base and "
+                  f"fine-tunes): ChrF++ as mean ± standard deviation, and the per-seed values.", ""]
+        head = ["regime", "positions", "sent all", f"{last} all"] + [f"{last} {g}" for g in groups] + [f"per seed ({last} all)"]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for key in multi:
+            cs = sorted(by_key[key], key=lambda c: c["seed"])
+
+            def vals(split, group):
+                return [c["scores"][split][group]["chrf++"] for c in cs if group in c["scores"][split]]
+            lines.append("| " + " | ".join([key[0], ":".join(key[1:]), fmt(vals("sent", "all"), True), fmt(vals(last, "all"), True)]
+                                           + [fmt(vals(last, g), True) for g in groups]
+                                           + [", ".join(f"s{c['seed']}: {c['scores'][last]['all']['chrf++']:.1f}" for c in cs)]) + " |")
+        lines.append("")
+    text = "\n".join(lines) + "\n"
+    write_atomic(outdir / "results.md", text)
+    summary = {
+        "command": " ".join([Path(sys.argv[0]).name] + sys.argv[1:]),
+        "settings": {**{k: (list(v) if isinstance(v, tuple) else v) for k, v in cfg.items()}, "optim": OPTIM,
+                     "doc_budget": args.doc_budget, "doc_min_budget": args.doc_min_budget,
+                     "variants": spec.variants},
+        "data": {k: v for k, v in data_info.items() if k != "segments"},
+        "wall_seconds_this_invocation": round(wall_total, 1),
+        "cells": cells,
+    }
+    write_atomic(outdir / "results.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
+    plot(spec, cells, splits, groups, ref, data_info, outdir)
+    return text
