@@ -1,6 +1,12 @@
 """The shared experiment runner's own logic: job order and the run-on diagnosis (no training)."""
 import argparse
+import json
+import os
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 from benchmarks.experiment.decode import run_on
 from benchmarks.experiment.grid import jobs_in_order
@@ -46,3 +52,21 @@ def test_jobs_put_headline_cells_first_and_variants_after_full():
     assert jobs == [(1, ("none", "sinusoidal")), (1, ("full", "sinusoidal")), (1, ("full", "rope")),
                     (1, ("full", "rope", "long")), (2, ("none", "sinusoidal")), (2, ("full", "rope")),
                     (1, ("lora", "sinusoidal")), (1, ("lora", "rope")), (1, ("none", "rope"))]
+
+
+@pytest.mark.slow
+def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
+    """The study's --quick mode end to end on the toy corpus (data, base, the switch alone by
+    ``convert``, full fine-tuning, decoding, report), for a sinusoidal and a RoPE column."""
+    work = tmp_path / "work"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "length_generalization" / "run.py"), "--quick",
+                           "--seeds", "1", "--regimes", "none", "full", "--positions", "sinusoidal", "rope",
+                           "--threads", "1", "--workdir", str(work)], capture_output=True, text=True,
+                          env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    results = json.loads((work / "results.json").read_text())
+    cells = {(c["regime"], c["positions"]) for c in results["cells"]}
+    assert cells == {("none", "sinusoidal"), ("none", "rope"), ("full", "sinusoidal"), ("full", "rope")}
+    for c in results["cells"]:
+        assert all(0 <= s["all"]["chrf++"] <= 100 for s in c["scores"].values())
+    assert (work / "results.md").read_text().startswith("toy corpus")

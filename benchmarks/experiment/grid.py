@@ -9,7 +9,7 @@ from pathlib import Path
 
 from .data import prepare_data
 from .decode import base_curve, decode_and_score
-from .report import report
+from .report import base_report, report
 from .runner import Lock, cell_name, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES
 from .train import finetune, train_base
@@ -166,11 +166,13 @@ def main(spec, argv=None):
 
     bases, failed = {}, []
     if args.base_only:
+        curves = {}
         for seed in args.seeds:
             bases[seed] = train_base(spec, work, cfg, seed, threads(args), args.base_hours)
             log(f"seed {seed} base: {bases[seed]['updates']} updates, valid "
                 + ", ".join(f"{v['updates']}:{v['loss']:.2f}" for v in bases[seed]["valid"]))
-            base_curve(spec, work, cfg, data_info, seed, threads(args))
+            curves[seed] = base_curve(spec, work, cfg, data_info, seed, threads(args))
+        print(base_report(spec, bases, curves, data_info, outdir))
         return
     if args.reverse and not args.report_only:  # the second runner trains the other seeds' bases meanwhile
         for seed in reversed(args.seeds):

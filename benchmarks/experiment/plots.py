@@ -58,3 +58,33 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
         fig.tight_layout()
         fig.savefig(outdir / f"plot_{regime}.png", dpi=110)
         plt.close(fig)
+
+
+def plot_base(spec, bases, curves, cols, outdir):
+    """Validation loss (left) and verse ChrF++ per language group (right) against updates."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        log("matplotlib is not installed (pip install matplotlib): no plots")
+        return
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for seed, info in bases.items():
+        left.plot([v["updates"] for v in info["valid"]], [v["loss"] for v in info["valid"]], marker="o", ms=3,
+                  label=f"seed {seed}")
+        for col in cols:
+            points = [p for p in curves[seed] if col in p["scores"]]
+            right.plot([p["updates"] for p in points], [p["scores"][col]["chrf++"] for p in points], marker="o",
+                       ms=3, ls="-" if col in ("all", *spec.groups) else ":", label=f"{col} (seed {seed})")
+    left.set(xlabel="updates", ylabel="validation loss", title="validation loss")
+    right.set(xlabel="updates", ylabel="verse ChrF++", title="verse ChrF++ (test books)")
+    right.set_ylim(bottom=0)
+    for ax in (left, right):
+        ax.grid(alpha=0.3)
+    left.legend(fontsize=7)
+    right.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{spec.name}: the sinusoidal base", fontsize=9)
+    fig.tight_layout()
+    fig.savefig(outdir / "plot_base.png", dpi=110)
+    plt.close(fig)

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .decode import run_on
-from .plots import plot
+from .plots import plot, plot_base
 from .runner import key_of, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES
 
@@ -121,3 +121,31 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
     write_atomic(outdir / "results.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     plot(spec, cells, splits, groups, ref, data_info, outdir)
     return text
+
+
+def base_report(spec, bases, curves, data_info, outdir):
+    """The bases' learning curves (``--base-only``): ``base.json``, ``base.md`` (validation loss and
+    verse ChrF++ per language and group against updates) and ``plot_base.png``."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    langs = data_info["languages"]
+    cols = ["all", *[g for g in spec.groups if any(data_info["groups"][lang] == g for lang in langs)], *langs]
+    lines = [f"{spec.name}: the sinusoidal bases' learning curves. Validation loss (label-smoothed, per "
+             "target token, base 2) every validation; verse ChrF++ of the sentence test set (beam "
+             f"{next((p['beam'] for c in curves.values() for p in c), '-')}) at the checkpoints scored. "
+             f"Groups: {', '.join(f'{g}: {l}' for l, g in data_info['groups'].items())}.", ""]
+    for seed, curve in curves.items():
+        info = bases[seed]
+        lines += [f"**Seed {seed}**: {info['updates']} updates ({info['wall_seconds']:.0f} s of fairseq-train, "
+                  f"{info['threads']} thread(s)), {info['params_total']:,} parameters.", "",
+                  "| checkpoint | updates | valid loss | " + " | ".join(f"ChrF++ {c}" for c in cols) + " |",
+                  "|" + "---|" * (3 + len(cols))]
+        for p in curve:
+            loss = f"{p['valid']['loss']:.3f}" if p.get("valid") else "–"
+            lines.append(f"| {p['checkpoint']} | {p['updates']} | {loss} | "
+                         + " | ".join(f"{p['scores'][c]['chrf++']:.1f}" if c in p["scores"] else "–" for c in cols) + " |")
+        lines += ["", "Validation loss at every validation: "
+                  + ", ".join(f"{v['updates']}: {v['loss']:.3f}" for v in info["valid"]) + ".", ""]
+    write_atomic(outdir / "base.md", "\n".join(lines) + "\n")
+    write_atomic(outdir / "base.json", json.dumps({"bases": bases, "curves": curves}, indent=1) + "\n")
+    plot_base(spec, bases, curves, cols, outdir)
+    return "\n".join(lines)
