@@ -13,6 +13,7 @@ from .. import position_options
 from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
 from ..modules.alibi import MODES as ALIBI_MODES
 from ..modules.rotary import LAYOUTS, SCALINGS
+from ..modules.unfused_layer import unfuse_encoder
 from . import checkpoint_surgery
 from .shape_inheritance import inherit_shape_from_checkpoint
 
@@ -49,6 +50,8 @@ class RelativeTransformerModel(TransformerModel):
         _lengths_from_task(args, task)
         position_options.check_model(args)
         model = super().build_model(args, task)
+        # No fused fast path may run the encoder without the relative attention (fairseq 0.12.2).
+        unfuse_encoder(model.encoder)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
         return model
