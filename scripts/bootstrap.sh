@@ -47,6 +47,7 @@ else
     "$PY" -m pip install -q --no-build-isolation "$FAIRSEQ_SPEC"
     "$PY" -m pip install -q --no-deps -e .
     # the plugin's other requirements and extras, as its metadata states them, without fairseq
+    # (pip then notes that setup.py's fairseq is not installed: FAIRSEQ_SPEC's stands in for it)
     "$PY" - "$EXTRAS" <<'PY' | xargs -r "$PY" -m pip install -q
 import sys
 from importlib.metadata import requires
