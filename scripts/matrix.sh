@@ -11,7 +11,8 @@
 #          or any pip requirement or path for another fairseq build
 # TORCH    a torch version, e.g. 2.5.1
 # The venv is MATRIX_DIR/<cell> (MATRIX_DIR default .matrix, ignored by git) and is reused by a
-# re-run. EXTRAS is passed on to bootstrap (default test,ct2). The log is MATRIX_DIR/<cell>.log.
+# re-run. EXTRAS is passed on to bootstrap (default test,ct2). NUMPY=1.26.4 (say) installs that
+# numpy into the cell's venv after bootstrap. The log is MATRIX_DIR/<cell>.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ $# -lt 3 ]; then
@@ -32,11 +33,13 @@ CELL="py$PYVER-torch$TORCH-fairseq-$(tr -c 'A-Za-z0-9.=\n-' _ <<<"$FAIRSEQ" | tr
 mkdir -p "$MATRIX_DIR"
 VENV="$MATRIX_DIR/$CELL"
 LOG="$MATRIX_DIR/$CELL.log"
-COMMAND="bash scripts/matrix.sh $PYTHON $FAIRSEQ $TORCH $*"
+COMMAND="${NUMPY:+NUMPY=$NUMPY }bash scripts/matrix.sh $PYTHON $FAIRSEQ $TORCH $*"
 echo "== $CELL: set-up" | tee "$LOG"
 VENV=$VENV PYTHON=$PYTHON TORCH_SPEC="torch==$TORCH" FAIRSEQ_SPEC=$SPEC EXTRAS=${EXTRAS:-test,ct2} \
     bash scripts/bootstrap.sh 2>&1 | tee -a "$LOG"
-VERSIONS=$(tail -n 1 "$LOG")
+[ -z "${NUMPY:-}" ] || "$VENV/bin/python" -m pip install -q "numpy==$NUMPY" 2>&1 | tee -a "$LOG"
+VERSIONS=$("$VENV/bin/python" -c "import sys, fairseq, torch, numpy; print('python', sys.version.split()[0], '| fairseq', fairseq.__version__, '| torch', torch.__version__, '| numpy', numpy.__version__)" 2>/dev/null | tail -n 1)
+echo "$VERSIONS" | tee -a "$LOG"
 echo "== $CELL: tests" | tee -a "$LOG"
 set +e
 "$VENV/bin/python" -m pytest -q -rs -p no:cacheprovider "$@" 2>&1 | tee -a "$LOG"

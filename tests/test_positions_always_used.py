@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from fairseq_relpos.modules import RelativeSelfAttention
-from fairseq_relpos.modules.unfused_layer import FUSED_COPIES
 from model_builders import build, write_dicts
 
 
@@ -89,35 +88,3 @@ def test_encoder_state_depends_on_position_at_inference(dicts, arch):
         assert gap > 1e-2, f"{arch}: a token is encoded the same at two positions (gap {gap:.2e})"
     # padding changes nothing: the padded row equals the sentence encoded alone
     torch.testing.assert_close(out[2:, 1], alone[:, 0], atol=1e-5, rtol=1e-5)
-
-
-@pytest.mark.parametrize("arch", ["transformer_rope", "transformer_alibi"])
-def test_every_parameter_gets_a_gradient(dicts, arch):
-    """No parameter is a dead copy (0.12.2's fused weights never got one: DDP failed on them)."""
-    task, model = loaded(dicts, arch)
-    model.train()
-    src, lengths, _ = position_batch(task)
-    prev = torch.full((src.size(0), 4), task.target_dictionary.eos())
-    logits, _ = model(src, lengths, prev)
-    logits.float().logsumexp(-1).mean().backward()
-    dead = [n for n, p in model.named_parameters() if p.grad is None]
-    assert not dead
-
-
-def test_checkpoint_with_fairseq_0_12_2_fused_copies_loads(dicts):
-    """fairseq 0.12.2 saves each encoder layer's fused copy beside q/k/v (stale after training);
-    the plugin drops it by name on load, on any fairseq, and saves none."""
-    task, model = loaded(dicts, "transformer_rope")
-    state = model.state_dict()
-    assert not [k for k in state if k.rsplit(".", 1)[-1] in FUSED_COPIES]
-    saved = dict(state)
-    for i, layer in enumerate(model.encoder.layers):
-        prefix = f"encoder.layers.{i}."
-        for name in FUSED_COPIES:
-            saved[prefix + name] = torch.zeros(3)  # 0.12.2's build-time zeros; never read
-    torch.manual_seed(1)
-    _, fresh = build(dicts, "transformer_rope")[:2]
-    fresh.load_state_dict(saved)
-    src, lengths, _ = position_batch(task)
-    with torch.no_grad():
-        torch.testing.assert_close(encode(fresh.eval(), src, lengths), encode(model, src, lengths))
