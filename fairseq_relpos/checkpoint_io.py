@@ -55,8 +55,30 @@ class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
     """A user error too (ValueError): the file is not one we will open."""
 
 
+def _by_own_name(entry):
+    """torch < 2.6 takes no (object, name) pairs: it allows a global by the object's own
+    ``__module__`` and ``__name__``. Give it the object itself where those spell the name, else a
+    function of that name that forwards to it (numpy's constructors under the other numpy's
+    module, the checked ``numpy.dtype``)."""
+    if not isinstance(entry, tuple):
+        return entry
+    obj, name = entry
+    module, _, attr = name.rpartition(".")
+    if (getattr(obj, "__module__", None), getattr(obj, "__name__", None)) == (module, attr):
+        return obj
+
+    def forward(*args):
+        return obj(*args)
+
+    forward.__module__, forward.__name__, forward.__qualname__ = module, attr, attr
+    return forward
+
+
 def allow_fairseq_checkpoints():
-    torch.serialization.add_safe_globals(FAIRSEQ_CHECKPOINT_GLOBALS)
+    allowed = FAIRSEQ_CHECKPOINT_GLOBALS
+    if tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
+        allowed = [_by_own_name(entry) for entry in allowed]
+    torch.serialization.add_safe_globals(allowed)
 
 
 def _explain(path, err):
