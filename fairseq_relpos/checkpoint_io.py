@@ -20,6 +20,8 @@ try:  # numpy 2.x; numpy 1.x has only numpy.core
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray
 
+# torch.load's default since torch 2.6 (and what allows (object, name) pairs)
+TORCH_LOADS_WEIGHTS_ONLY = tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) >= (2, 6)
 PLAIN_NUMPY_KINDS = "biufc"  # bool, signed and unsigned int, float, complex
 NOT_PLAIN_NUMPY = "(not numbers or bools)"
 
@@ -76,7 +78,7 @@ def _by_own_name(entry):
 
 def allow_fairseq_checkpoints():
     allowed = FAIRSEQ_CHECKPOINT_GLOBALS
-    if tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) < (2, 6):
+    if not TORCH_LOADS_WEIGHTS_ONLY:
         allowed = [_by_own_name(entry) for entry in allowed]
     torch.serialization.add_safe_globals(allowed)
 
@@ -107,12 +109,17 @@ def safe_torch_load(path, **kwargs):
 
 
 def name_refused_file(loader):
-    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that a refused pickle names its file."""
+    """Wrap fairseq's ``load_checkpoint_to_cpu`` so that a refused pickle names its file, and a
+    pickle that torch >= 2.6 would refuse is refused on older torch too."""
     if getattr(loader, "_names_refused_file", False):
         return loader
 
     @functools.wraps(loader)
     def load(path, *args, **kwargs):
+        if not TORCH_LOADS_WEIGHTS_ONLY and os.path.isfile(path):
+            # torch < 2.6 unpickles anything by default: read the file weights-only first, so
+            # that what torch >= 2.6 refuses is refused here too, before any of it runs.
+            _read_weights_only(path)
         try:
             return loader(path, *args, **kwargs)
         except pickle.UnpicklingError as err:
@@ -124,15 +131,19 @@ def name_refused_file(loader):
     return load
 
 
+def _read_weights_only(path):
+    try:
+        return safe_torch_load(path, mmap=True)
+    except RuntimeError:  # mmap needs the zip format; older checkpoints are read whole
+        return safe_torch_load(path)
+
+
 def read_checkpoint(path):
     """A fairseq checkpoint's state, read safely; anything else is a clear ValueError."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such checkpoint: {path}")
     try:
-        try:
-            state = safe_torch_load(path, mmap=True)
-        except RuntimeError:  # mmap needs the zip format; older checkpoints are read whole
-            state = safe_torch_load(path)
+        state = _read_weights_only(path)
     except (ValueError, OSError):  # explained already (or the disk's own error)
         raise
     except EOFError as err:

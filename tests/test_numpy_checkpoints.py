@@ -19,8 +19,6 @@ from fairseq_relpos.checkpoint_io import UnsafeCheckpointError, read_checkpoint
 
 BLEU_RUN = ["--eval-bleu", "--eval-bleu-args", '{"beam": 1}', "--eval-bleu-detok", "space",
             "--best-checkpoint-metric", "bleu", "--maximize-best-checkpoint-metric"]
-# torch.load's default since torch 2.6, which fairseq's loader relies on
-TORCH_LOADS_WEIGHTS_ONLY = tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) >= (2, 6)
 # where this numpy's pickles name its array and scalar constructors
 WRITTEN = "numpy._core" if int(np.__version__.split(".")[0]) >= 2 else "numpy.core"
 
@@ -138,10 +136,7 @@ def test_code_next_to_numpy_data_is_refused_unexecuted(tmp_path):
     marker = tmp_path / "pwned"
     path = tmp_path / "evil.pt"
     saved_state(path, hook=_RunsCode(marker))  # the numpy metrics come first in the pickle
-    loaders = [read_checkpoint]
-    if TORCH_LOADS_WEIGHTS_ONLY:  # before torch 2.6, fairseq's own loader unpickles anything, plugin or not
-        loaders.append(checkpoint_utils.load_checkpoint_to_cpu)
-    for load in loaders:
+    for load in (read_checkpoint, checkpoint_utils.load_checkpoint_to_cpu):
         with pytest.raises(UnsafeCheckpointError) as err:
             load(str(path))
         said = str(err.value)
