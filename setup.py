@@ -6,10 +6,12 @@ setup(
     description="Relative positions (RoPE, ALiBi) and LoRA fine-tuning for pre-trained fairseq "
                 "translation models, as a fairseq --user-dir plugin",
     packages=find_packages(include=["fairseq_relpos", "fairseq_relpos.*"]),
-    python_requires=">=3.10,<3.13",
+    python_requires=">=3.9,<3.13",
     install_requires=[
         # fairseq 0.12.2 does not import on Python >= 3.11 (mutable dataclass defaults);
         # ve-fairseq is fairseq's main branch with that fix, as binary wheels (see README).
+        # Another fairseq (main from source, as IndicTrans2 installs it): FAIRSEQ_SPEC in
+        # scripts/bootstrap.sh installs it and then this package with --no-deps.
         "fairseq==0.12.2; python_version < '3.11'",
         "ve-fairseq==0.12.3; python_version >= '3.11'",
         "torch>=2.1",

@@ -21,6 +21,8 @@ try:  # numpy 2.x; numpy 1.x has only numpy.core
 except ImportError:  # pragma: no cover - numpy 1.x
     from numpy.core import multiarray as _multiarray
 
+# torch.load's default since torch 2.6 (and what allows (object, name) pairs)
+TORCH_LOADS_WEIGHTS_ONLY = tuple(int(n) for n in re.findall(r"\d+", torch.__version__)[:2]) >= (2, 6)
 PLAIN_NUMPY_KINDS = checkpoint_checks.PLAIN_KINDS
 NOT_PLAIN_NUMPY = "(not numbers or bools)"
 
@@ -56,8 +58,30 @@ class UnsafeCheckpointError(pickle.UnpicklingError, ValueError):
     """A user error too (ValueError): the file is not one we will open."""
 
 
+def _by_own_name(entry):
+    """torch < 2.6 takes no (object, name) pairs: it allows a global by the object's own
+    ``__module__`` and ``__name__``. Give it the object itself where those spell the name, else a
+    function of that name that forwards to it (numpy's constructors under the other numpy's
+    module, the checked ``numpy.dtype``)."""
+    if not isinstance(entry, tuple):
+        return entry
+    obj, name = entry
+    module, _, attr = name.rpartition(".")
+    if (getattr(obj, "__module__", None), getattr(obj, "__name__", None)) == (module, attr):
+        return obj
+
+    def forward(*args):
+        return obj(*args)
+
+    forward.__module__, forward.__name__, forward.__qualname__ = module, attr, attr
+    return forward
+
+
 def allow_fairseq_checkpoints():
-    torch.serialization.add_safe_globals(FAIRSEQ_CHECKPOINT_GLOBALS)
+    allowed = FAIRSEQ_CHECKPOINT_GLOBALS
+    if not TORCH_LOADS_WEIGHTS_ONLY:
+        allowed = [_by_own_name(entry) for entry in allowed]
+    torch.serialization.add_safe_globals(allowed)
 
 
 def _explain(path, err):
@@ -112,13 +136,18 @@ def safe_torch_load(path, **kwargs):
 
 def name_refused_file(loader):
     """Wrap fairseq's ``load_checkpoint_to_cpu`` so that a refused pickle or a torn file names its file
-    (checked first: see ``check_before_load``)."""
+    (checked first: see ``check_before_load``), and a pickle that torch >= 2.6 would refuse is
+    refused on older torch too."""
     if getattr(loader, "_names_refused_file", False):
         return loader
 
     @functools.wraps(loader)
     def load(path, *args, **kwargs):
         check_before_load(path)
+        if not TORCH_LOADS_WEIGHTS_ONLY and os.path.isfile(path):
+            # torch < 2.6 unpickles anything by default: read the file weights-only first, so
+            # that what torch >= 2.6 refuses is refused here too, before any of it runs.
+            _read_weights_only(path)
         try:
             return loader(path, *args, **kwargs)
         except pickle.UnpicklingError as err:
@@ -130,15 +159,19 @@ def name_refused_file(loader):
     return load
 
 
+def _read_weights_only(path):
+    try:
+        return safe_torch_load(path, mmap=True)
+    except RuntimeError:  # mmap needs the zip format; older checkpoints are read whole
+        return safe_torch_load(path)
+
+
 def read_checkpoint(path):
     """A fairseq checkpoint's state, read safely; anything else is a clear ValueError."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such checkpoint: {path}")
     try:
-        try:
-            state = safe_torch_load(path, mmap=True)
-        except RuntimeError:  # mmap needs the zip format; older checkpoints are read whole
-            state = safe_torch_load(path)
+        state = _read_weights_only(path)
     except (ValueError, OSError):  # explained already (or the disk's own error)
         raise
     except EOFError as err:

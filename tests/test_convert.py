@@ -42,8 +42,9 @@ def test_round_trip_to_rope_and_back_restores_the_stock_model(reversal_base, tmp
     assert relpos("convert", "--pe", "sinusoidal", "--max-positions", 1024, rope, back) == 0
     original, returned = torch.load(base, weights_only=True), torch.load(back, weights_only=True)
     assert model_cfg(back) == model_cfg(base)  # stock `transformer`, no relative options left
-    assert set(returned["model"]) == set(original["model"])
-    for key, tensor in original["model"].items():
+    # but for the sinusoidal buffers fairseq 0.12.2 saves (derived, dropped by name; main saves none)
+    assert set(returned["model"]) == {k for k in original["model"] if not k.endswith(".embed_positions._float_tensor")}
+    for key, tensor in returned["model"].items():
         assert torch.equal(returned["model"][key], tensor), key
 
 

@@ -275,7 +275,10 @@ def test_rope_model_decodes_as_fairseq_generate(rope_model, tmp_path):
                                        "source_vocabulary.json", "target_vocabulary.json"]
     source_vocab = json.loads((out / "source_vocabulary.json").read_text())
     assert source_vocab[:4] == ["<s>", "<blank>", "</s>", "<unk>"] and "eng_Latn" in source_vocab
-    check_parity(raw, data, ckpt, out)
+    # Trained under fairseq 0.12.2 (another training run, same seed), this model runs 4 of 200
+    # beam-4 searches into the length cap, where fairseq and CTranslate2 rank differently (the
+    # documented difference): those are left out, as for the sinusoidal model.
+    check_parity(raw, data, ckpt, out, cap_bound_beams=True)
 
 
 @pytest.mark.slow

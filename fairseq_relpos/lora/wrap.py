@@ -7,9 +7,11 @@ parameters that require gradients, so frozen weights are neither updated nor com
 """
 from collections import OrderedDict
 
+from fairseq.models.transformer import TransformerEncoderBase
 from torch import nn
 
 from ..positions import POSITIONS
+from ..modules.unfused_layer import unfuse_encoder
 from . import loralib_layers, minlora
 from .spec import ALL_LINEAR, describe
 
@@ -75,6 +77,9 @@ def wrap(model, spec):
     """Add adapters per ``spec`` (see ``spec.resolve``) and freeze everything else, in place."""
     if getattr(model, "lora_spec", None) is not None:
         raise ValueError("the model already has adapters: refusing to apply them twice")
+    if isinstance(getattr(model, "encoder", None), TransformerEncoderBase):
+        # fairseq 0.12.2's fused encoder fast path would run the base weights without adapters.
+        unfuse_encoder(model.encoder)
     base_shapes = OrderedDict((k, list(v.shape)) for k, v in model.state_dict().items())
     rank, alpha, dropout = spec["rank"], spec["alpha"], spec["dropout"]
     adapted = {}

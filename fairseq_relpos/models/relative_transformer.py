@@ -12,6 +12,7 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 from .. import positions
 from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
 from ..positions import POSITIONS
+from ..modules.unfused_layer import unfuse_encoder
 from . import checkpoint_surgery
 from .shape_inheritance import inherit_shape_from_checkpoint
 
@@ -31,6 +32,8 @@ class RelativeTransformerModel(TransformerModel):
         _lengths_from_task(args, task)
         positions.check_model(args)
         model = super().build_model(args, task)
+        # No fused fast path may run the encoder without the relative attention (fairseq 0.12.2).
+        unfuse_encoder(model.encoder)
         attach_relative_positions(model.encoder, args, causal=False)
         attach_relative_positions(model.decoder, args, causal=True)
         return model
