@@ -29,6 +29,7 @@ OMP_NUM_THREADS says (1 for the committed table); CTranslate2 gets as many.
 import argparse
 import json
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -57,17 +58,21 @@ def log(msg):
 
 
 def timed(cmd, stdout_path, env=None):
-    """Run ``cmd`` as a child; (wall s, CPU s, peak RSS MiB) of that child alone."""
+    """Run ``cmd`` as a child; (wall s, CPU s, peak RSS MiB, search s) of that child alone, the
+    last from fairseq-generate's "Translated ... in X s" (the search without start-up)."""
     start = time.perf_counter()
     with open(stdout_path, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, text=True, env=env)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        err = proc.stderr.read()
+        with open(str(stdout_path) + ".log", "w+") as log_file:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=log_file, text=True, env=env)
+            _, status, usage = os.wait4(proc.pid, 0)
+            wall = time.perf_counter() - start
+            log_file.seek(0)
+            err = log_file.read()
         proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{err[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    search = re.search(r"Translated .* in ([0-9.]+)s", err)
+    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, float(search.group(1)) if search else None
 
 
 def documents(work, n_docs):
@@ -100,8 +105,9 @@ def documents(work, n_docs):
     return lines, symbols, kind
 
 
-def prepare(work, name, shape, lines, symbols):
-    """Binarised documents (source = target), a random checkpoint and its CTranslate2 export."""
+def prepare(folder, shape):
+    """Binarised documents (source = target), a random checkpoint and its CTranslate2 export,
+    under ``folder`` (``--prepare-child``: the documents and vocabulary are in docs.json)."""
     import torch
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
@@ -109,7 +115,9 @@ def prepare(work, name, shape, lines, symbols):
 
     from fairseq_relpos.cli import main as relpos
 
-    raw, data = work / name / "raw", work / name / "bin"
+    given = json.loads((folder / "docs.json").read_text())
+    lines, symbols = given["docs"], given["symbols"]
+    raw, data = folder / "raw", folder / "bin"
     raw.mkdir(parents=True, exist_ok=True)
     for side in ("src", "tgt"):
         (raw / f"test.{side}").write_text("".join(line + "\n" for line in lines), encoding="utf-8")
@@ -124,14 +132,12 @@ def prepare(work, name, shape, lines, symbols):
     task = tasks.setup_task(cfg.task)
     torch.manual_seed(1)
     model = task.build_model(cfg.model)
-    ckpt = work / name / "random.pt"
+    ckpt = folder / "random.pt"
     # as fairseq's trainer saves it: the config as plain containers
     torch.save({"cfg": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True), "model": model.state_dict(), "extra_state": {}, "last_optimizer_state": None,
                 "optimizer_history": [{"criterion_name": "CrossEntropyCriterion", "optimizer_name": "Adam",
                                        "lr_scheduler_state": {}, "num_updates": 0}]}, ckpt)
-    ct2 = work / name / "ct2"
-    assert relpos(["export", str(ckpt), str(ct2), "--data", str(data), "--force"]) == 0
-    return data, ckpt, ct2
+    assert relpos(["export", str(ckpt), str(folder / "ct2"), "--data", str(data), "--force"]) == 0
 
 
 def generate_cmd(data, ckpt, task, beam, length, batch):
@@ -166,7 +172,19 @@ def main():
     p.add_argument("--searches", default="1,4", help="beam sizes (1 = greedy)")
     p.add_argument("--json", type=Path, help="also write the measurements here")
     p.add_argument("--ct2-child", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--prepare-child", nargs=2, help=argparse.SUPPRESS)
+    p.add_argument("--documents-child", nargs=2, help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.documents_child:
+        work = Path(args.documents_child[0])
+        (work / "documents.json").write_text(json.dumps(documents(work, int(args.documents_child[1]))))
+        return
+    if args.prepare_child:
+        import logging
+        import warnings
+        logging.disable(logging.WARNING)
+        warnings.filterwarnings("ignore")
+        return prepare(Path(args.prepare_child[0]), SHAPES[args.prepare_child[1]])
     if args.ct2_child:
         model_dir, source, beam, length, batch = args.ct2_child
         return ct2_child(model_dir, source, int(beam), int(length), int(batch))
@@ -174,49 +192,66 @@ def main():
     import warnings
     logging.disable(logging.WARNING)
     warnings.filterwarnings("ignore")
-    repeats = args.repeats or (1 if args.quick else 3)
-    plan = {"base": dict(docs=2 if args.quick else 4, tokens=None if not args.quick else 600, batch=4),
-            "it2": dict(docs=1, tokens=150 if args.quick else 500, batch=1)}
+    repeats = args.repeats or (1 if args.quick else 2)
+    # (documents, first tokens of each (None: whole), output tokens (None: shortest source), batch)
+    # per shape and beam: whole chapters at the base shape, one of them under beam 4 (stock's
+    # beam search over three chapters takes many minutes on a loaded machine), and one shorter
+    # document at the IndicTrans2 shape.
+    plan = {("base", 1): (3, None, None, 3), ("base", 4): (1, None, 1000, 1),
+            ("it2", 1): (1, 300, None, 1), ("it2", 4): (1, 300, None, 1)}
+    if args.quick:
+        plan = {("base", 1): (2, 600, None, 2), ("base", 4): (1, 600, None, 1),
+                ("it2", 1): (1, 100, None, 1), ("it2", 4): (1, 100, None, 1)}
     log(f"load average at start: {os.getloadavg()}")
-    lines, symbols, kind = documents(args.workdir, max(v["docs"] for v in plan.values()))
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, __file__, "--documents-child", str(args.workdir),
+                    str(max(v[0] for v in plan.values()))], check=True)
+    lines, symbols, kind = json.loads((args.workdir / "documents.json").read_text())
     rows = []
     for name in args.shapes.split(","):
-        docs = lines[:plan[name]["docs"]]
-        if plan[name]["tokens"]:
-            docs = [" ".join(line.split()[:plan[name]["tokens"]]) for line in docs]
-        length = min(len(line.split()) for line in docs)
-        data, ckpt, ct2 = prepare(args.workdir, name, SHAPES[name], docs, symbols)
-        source = args.workdir / name / "raw" / "test.src"
         for beam in map(int, args.searches.split(",")):
-            batch = plan[name]["batch"]
+            n_docs, first, length, batch = plan[name, beam]
+            docs = lines[:n_docs] if first is None else [" ".join(line.split()[:first]) for line in lines[:n_docs]]
+            length = length or min(len(line.split()) for line in docs)
+            tag = f"{name}-beam{beam}"
+            # in a child: the parent stays small, since a child's peak RSS counts its parent's at
+            # the fork (Linux keeps the high-water mark of the memory it replaces at exec)
+            (args.workdir / tag).mkdir(parents=True, exist_ok=True)
+            (args.workdir / tag / "docs.json").write_text(json.dumps(dict(docs=docs, symbols=symbols)))
+            subprocess.run([sys.executable, __file__, "--prepare-child", str(args.workdir / tag), name], check=True)
+            data, ckpt, ct2 = (args.workdir / tag / n for n in ("bin", "random.pt", "ct2"))
+            source = args.workdir / tag / "raw" / "test.src"
             runs = {"stock": [], "translation_doc": [], "ctranslate2": []}
             log(f"{name}, beam {beam}: {len(docs)} documents of {min(len(d.split()) for d in docs)}-"
                 f"{max(len(d.split()) for d in docs)} tokens, {length} output tokens each, batch {batch}")
             for r in range(repeats):
                 outs = {}
                 for label, task in (("stock", "translation"), ("translation_doc", "translation_doc")):
-                    outs[label] = args.workdir / name / f"{label}-beam{beam}.out"
+                    outs[label] = args.workdir / tag / f"{label}.out"
                     runs[label].append(timed(generate_cmd(data, ckpt, task, beam, length, batch), outs[label]))
                 if hypotheses(outs["stock"]) != hypotheses(outs["translation_doc"]) or not hypotheses(outs["stock"]):
                     raise SystemExit(f"{name} beam {beam}: translation_doc's hypotheses differ from stock's")
                 runs["ctranslate2"].append(timed(
                     [sys.executable, __file__, "--ct2-child", str(ct2), str(source), str(beam), str(length), str(batch)],
-                    args.workdir / name / f"ct2-beam{beam}.out"))
+                    args.workdir / tag / "ct2.out"))
                 log(f"  repeat {r + 1}: " + ", ".join(f"{k} {v[-1][0]:.1f}s wall {v[-1][1]:.1f}s cpu" for k, v in runs.items()))
-            med = {k: [statistics.median(x[i] for x in v) for i in range(3)] for k, v in runs.items()}
+            med = {k: [statistics.median(x[i] for x in v) if v[0][i] is not None else None for i in range(4)]
+                   for k, v in runs.items()}
             rows.append(dict(shape=name, beam=beam, docs=len(docs), source_tokens=[len(d.split()) for d in docs],
                              output_tokens=length, batch=batch, repeats=repeats, median=med))
     load_end = os.getloadavg()
     print(f"\nDocuments: {kind}. Threads: OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}. "
           f"Load average at end: {load_end[0]:.1f} {load_end[1]:.1f} {load_end[2]:.1f}. Hypotheses identical: yes.\n")
-    print("| shape | search | documents (source tokens) | output tokens | stock wall / CPU s | translation_doc wall / CPU s "
-          "| ratio wall / CPU | CTranslate2 wall / CPU s | translation_doc / CT2 CPU | peak RSS MiB stock / doc / CT2 |")
+    print("| shape | search | documents (source tokens) | output tokens | stock wall / CPU / search s "
+          "| translation_doc wall / CPU / search s | ratio wall / CPU / search | CTranslate2 wall / CPU s "
+          "| translation_doc / CT2 CPU | peak RSS MiB stock / doc / CT2 |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         s, d, c = row["median"]["stock"], row["median"]["translation_doc"], row["median"]["ctranslate2"]
         print(f"| {row['shape']} | {'greedy' if row['beam'] == 1 else 'beam ' + str(row['beam'])} "
               f"| {row['docs']} ({', '.join(map(str, row['source_tokens']))}) | {row['output_tokens']} "
-              f"| {s[0]:.1f} / {s[1]:.1f} | {d[0]:.1f} / {d[1]:.1f} | {d[0] / s[0]:.2f} / {d[1] / s[1]:.2f} "
+              f"| {s[0]:.1f} / {s[1]:.1f} / {s[3]:.1f} | {d[0]:.1f} / {d[1]:.1f} / {d[3]:.1f} "
+              f"| {d[0] / s[0]:.2f} / {d[1] / s[1]:.2f} / {d[3] / s[3]:.2f} "
               f"| {c[0]:.1f} / {c[1]:.1f} | {d[1] / c[1]:.1f} | {s[2]:.0f} / {d[2]:.0f} / {c[2]:.0f} |")
     if args.json:
         args.json.write_text(json.dumps(dict(rows=rows, load_end=load_end, documents=kind), indent=1))
