@@ -11,7 +11,9 @@ handed to it in a shape its fused CPU/GPU kernels accept (4-D or 2-D; a 3-D mask
 drops to the unfused path, which materialises (B, H, T, S) scores). fairseq's causal mask
 becomes ``is_causal``; key padding stays a (B, 1, 1, S) boolean; the ALiBi bias of a whole
 sequence is a strided (1, H, T, S) view of an (H, T + S - 1) vector (see
-:meth:`ALiBi.strided_bias`), so no (H, T, S) tensor is ever built for it.
+:meth:`ALiBi.strided_bias`), so no (H, T, S) tensor is ever built for it; a long padded batch
+attends over each row's range of real keys with that view, so no (B, H, T, S) tensor either
+(:meth:`RelativeSelfAttention._alibi_over_key_ranges`).
 """
 from typing import Dict, Optional, Tuple
 
@@ -111,6 +113,8 @@ class RelativeSelfAttention(MultiheadAttention):
                 scores.add_(mask)
             probs = F.softmax(scores, dim=-1, dtype=torch.float32).type_as(q)
             out = torch.matmul(self.dropout_module(probs), v)
+        elif self._alibi_by_key_range(q, src_len, attn_mask, key_padding_mask, causal):
+            out = self._alibi_over_key_ranges(q, k, v, offset, key_padding_mask, causal)
         else:
             mask, is_causal, flip = self._sdpa_mask(q, src_len, offset, attn_mask, key_padding_mask, causal)
             if flip and not reversed_kv:
@@ -148,6 +152,37 @@ class RelativeSelfAttention(MultiheadAttention):
             future = torch.ones(tgt_len, src_len, dtype=torch.bool, device=q.device).triu_(1)
             return keep & ~future, False, False
         return _as_additive(attn_mask, q.dtype) + _as_additive(~keep, q.dtype), False, False
+
+    def _alibi_by_key_range(self, q, src_len, attn_mask, key_padding_mask, causal) -> bool:
+        """Whether padded ALiBi attention goes through :meth:`_alibi_over_key_ranges`: a padded
+        batch of whole sequences whose dense (B, H, T, S) mask would exceed DENSE_MASK_LIMIT
+        elements (below it one fused call on the dense mask is cheaper than a call per range)."""
+        return (self.alibi is not None and key_padding_mask is not None and (attn_mask is None or causal)
+                and q.size(2) > 1 and q.size(0) * q.size(1) * q.size(2) * src_len > DENSE_MASK_LIMIT
+                and _key_ranges(key_padding_mask) is not None)
+
+    def _alibi_over_key_ranges(self, q, k, v, offset, key_padding_mask, causal) -> Tensor:
+        """ALiBi attention of a padded batch without a (B, H, T, S) tensor.
+
+        fairseq pads on one side, so each row's real keys are one range [a, e). Attending over
+        only those keys is what the padding mask does (a masked key has weight exactly 0), and
+        the bias depends on the distance only, so over the range's keys in reverse order it is
+        again a strided view (:meth:`ALiBi.strided_bias`, queries at ``offset - a``). Rows with the
+        same range share one fused call; their queries are all the batch's positions, as with the
+        dense mask (a padding position's output is computed as before and ignored downstream)."""
+        starts, ends = _key_ranges(key_padding_mask)
+        out = q.new_empty(q.shape[:3] + (v.size(-1),))
+        tgt_len = q.size(2)
+        for start, end in torch.unique(torch.stack([starts, ends], dim=1), dim=0).tolist():
+            rows = ((starts == start) & (ends == end)).nonzero().squeeze(1)
+            keys = k.index_select(0, rows)[:, :, start:end].flip(2)
+            values = v.index_select(0, rows)[:, :, start:end].flip(2)
+            bias = self.alibi.strided_bias(tgt_len, end - start, offset - start, q.device, q.dtype, mask_future=causal)
+            dropout = self.training or self.dropout_module.apply_during_inference
+            out[rows] = F.scaled_dot_product_attention(
+                q.index_select(0, rows), keys, values, attn_mask=bias, scale=self.scaling,
+                dropout_p=self.dropout_module.p if dropout else 0.0)
+        return out
 
     def _alibi_strided(self, tgt_len, attn_mask, key_padding_mask, causal) -> bool:
         """Whether attention takes the ALiBi bias as a strided view over reversed keys."""
@@ -190,6 +225,25 @@ class RelativeSelfAttention(MultiheadAttention):
             bias = self.alibi(q.size(2), src_len, offset, q.device, q.dtype)[None]
             mask = bias if mask is None else mask + bias
         return mask
+
+
+# Below this many elements a padded ALiBi batch takes one dense (B, H, T, S) mask (64 MiB in
+# fp32): one fused call beats one per key range when sequences are short.
+DENSE_MASK_LIMIT = 1 << 24
+
+
+def _key_ranges(key_padding_mask: Tensor) -> Optional[Tuple[Tensor, Tensor]]:
+    """(start, end) of each row's unpadded keys when they are one contiguous range (fairseq's
+    left or right padding), else None."""
+    real = ~key_padding_mask
+    count = real.sum(1)
+    if not bool((count > 0).all()):
+        return None
+    starts = real.int().argmax(1)
+    ends = starts + count
+    positions = torch.arange(real.size(1), device=real.device)
+    inside = (positions >= starts[:, None]) & (positions < ends[:, None])
+    return (starts, ends) if torch.equal(inside, real) else None
 
 
 def _append(cache: Tensor, new: Tensor) -> Tensor:

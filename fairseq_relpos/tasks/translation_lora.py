@@ -4,7 +4,8 @@ with the model wrapped in low-rank adapters right after it is built and everythi
 Full fine-tuning stays plain ``--task translation``. Options left unset take the defaults of
 the chosen ``--lora-style``: ``lora`` (the authors' fork: loralib on k_proj,v_proj, rank 8,
 alpha 16, dropout 0.05) or ``minlora`` (parametrizations on every linear weight, rank 4,
-alpha 1). Like ``translation_doc``, it names over-long inputs (see ``document_batching``).
+alpha 1). Like ``translation_doc``, it names over-long inputs (see ``document_batching``) and decodes
+through ``fairseq_relpos.generation``.
 The adapter spec is saved in the checkpoint's model config, so stock
 ``fairseq-generate --user-dir fairseq_relpos`` rebuilds and re-wraps it (see ``models.lora_transformer``).
 """
@@ -15,7 +16,7 @@ from typing import Optional
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from .. import lora
+from .. import generation, lora
 from ..checkpoints import safe_torch_load
 from ..models import lora_transformer
 from .over_long_inputs import DocumentBatchingMixin
@@ -62,6 +63,12 @@ class TranslationLoRATask(DocumentBatchingMixin, TranslationTask):
         lora_transformer.mark(cfg, model)
         logger.info(lora.summary(model))
         return model
+
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """Stock search without fairseq's per-step copies (``fairseq_relpos.generation``)."""
+        seq_gen_cls, extra_gen_cls_kwargs = generation.generator_choice(args, seq_gen_cls, extra_gen_cls_kwargs)
+        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
 
     def _read_adapters(self):
         if not self.cfg.lora_adapters:
