@@ -77,7 +77,7 @@ def models(tmp_path_factory):
         if kind not in built:
             arch, extra = KINDS[kind]
             extra = extra if "--task" in extra else ["--task", "translation_doc", *extra]
-            torch.manual_seed(0)  # the same initial weights whichever tests ran before
+            torch.manual_seed(0)  # the same weights whichever tests ran before
             task, model, _ = build(dicts, arch, extra=extra)
             built[kind] = task, train_copy(task, model)
         return built[kind]
@@ -144,14 +144,15 @@ def test_alignments_equal_stock(models, kind, mode):
 @pytest.mark.parametrize("beam", [1, 4])
 @pytest.mark.parametrize("kind", ["sinusoidal", "rope", "alibi"])
 def test_long_documents_of_very_different_lengths(models, kind, beam):
-    """The batch shrinks many times while long documents are still being decoded."""
+    """Sources of 2 to 300 tokens in one batch: it shrinks several times while the longest
+    outputs are still being decoded."""
     task, model = models(kind)
     stock, ours = generators(task, model, beam=beam)
     sample = copy_batch(task, [300, 4, 150, 40, 9, 220, 2, 80], seed=11)
     stock_out = decode(stock, model, sample)
     assert_identical(stock_out, decode(ours, model, sample))
     lengths = [len(h[0]["tokens"]) for h in stock_out]
-    assert len(set(lengths)) > 2 and (beam > 1 or max(lengths) >= 50)  # shrank at least twice; greedy: a long one left
+    assert len(set(lengths)) > 2 and (beam > 1 or max(lengths) > 40)  # several shrinks, a long tail
 
 
 def test_copies_only_when_the_batch_shrinks(models, monkeypatch):
