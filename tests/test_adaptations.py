@@ -7,17 +7,28 @@ from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
 
 import fairseq_relpos
+import fairseq_relpos.plugin
 from fairseq_relpos import fairseq_patches as adaptations
 
 PATCHED = [(checkpoint_utils, "load_checkpoint_to_cpu"), (data_utils, "batch_by_size"),
            (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator"), (PathManager, "copy")]
+# wrappers each has: fairseq's checkpoint loader names refused files and reads the fork's checkpoints
+LAYERS = {"load_checkpoint_to_cpu": 2}
+
+
+def layers(function):
+    depth = 0
+    while hasattr(function, "__wrapped__"):
+        function, depth = function.__wrapped__, depth + 1
+    return depth
 
 
 def test_installing_again_wraps_nothing_twice():
     before = [getattr(owner, name) for owner, name in PATCHED]
     adaptations.install()
     importlib.reload(fairseq_relpos)  # what a second --user-dir import does
+    importlib.reload(fairseq_relpos.plugin)
     for (owner, name), first in zip(PATCHED, before):
         now = getattr(owner, name)
         assert now is first, name
-        assert not hasattr(now.__wrapped__, "__wrapped__"), name  # fairseq's own function, wrapped once
+        assert layers(now) == LAYERS.get(name, 1), name  # fairseq's own function, each wrapper once
