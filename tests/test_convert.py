@@ -113,8 +113,10 @@ def test_a_failed_write_leaves_no_partial_file(reversal_base, tmp_path, monkeypa
         raise OSError("No space left on device")
 
     monkeypatch.setattr(torch, "save", full_disk)
-    assert relpos("convert", "--pe", "rope", base, tmp_path / "out.pt") == 2
-    assert capsys.readouterr().err.strip() == "fairseq-relpos convert: error: No space left on device"
+    out = tmp_path / "out.pt"
+    assert relpos("convert", "--pe", "rope", base, out) == 2
+    said = capsys.readouterr().err.strip()
+    assert said == f"fairseq-relpos convert: error: No space left on device; nothing was replaced or left behind: {out}"
     assert list(tmp_path.iterdir()) == []
 
 

@@ -129,11 +129,15 @@ def test_export_force_replaces_only_an_earlier_export(run_dir, tmp_path, capsys)
 
 # ------------------------------------------------------------ 2. evaluate --json never an input
 
+# fairseq-generate's log line that counts its inputs (evaluate needs it, or --ref, to see lost ones)
+LOADED = "2026-12-01 00:00:00 | INFO | fairseq.data.data_utils | loaded {:,} examples from: data/test.src-tgt.src\n"
+
+
 def test_evaluate_json_never_replaces_an_input_and_needs_force(tmp_path, capsys):
     hyp, ref, src, gen = (tmp_path / n for n in ("hyp", "ref", "src", "gen.out"))
     hyp.write_text("a b c\nd e\n"), ref.write_text("a b c\nd f\n")
     src.write_text("eng_Latn hin_Deva x\neng_Latn hin_Deva y\n")
-    gen.write_text("S-0\tx\nT-0\ta b c\nH-0\t-0.1\ta b c\nS-1\ty\nT-1\td f\nH-1\t-0.2\td e\n")
+    gen.write_text(LOADED.format(2) + "S-0\tx\nT-0\ta b c\nH-0\t-0.1\ta b c\nS-1\ty\nT-1\td f\nH-1\t-0.2\td e\n")
     before = checksums(tmp_path)
     for given, target in (("--hyp", hyp), ("--ref", ref), ("--src", src)):
         refused(capsys, "evaluate", "--hyp", hyp, "--ref", ref, "--src", src, "--json", target, "--force",
@@ -574,12 +578,13 @@ def test_a_byte_order_mark_is_not_a_missing_tag(tmp_path, capsys):
 def test_evaluate_refuses_an_id_given_twice_but_reads_an_nbest_list(tmp_path, capsys):
     one = "S-0\tx\nT-0\ta b\nH-0\t-0.1\ta b\nD-0\t-0.1\ta b\nP-0\t-0.1 -0.1\n"
     nbest = tmp_path / "nbest.out"
+    one = LOADED.format(1) + one
     nbest.write_text(one + "H-0\t-0.3\ta c\nD-0\t-0.3\ta c\nP-0\t-0.3 -0.3\n")
     assert cli.main(["evaluate", "--generate", str(nbest)]) == 0
     assert "100.00" in capsys.readouterr().out  # the first, best hypothesis
     joined = tmp_path / "joined.out"
     joined.write_text(one + "S-1\ty\nT-1\tc\nH-1\t-0.1\tc\n" + one.replace("a b\nD", "z z\nD"))
-    refused(capsys, "evaluate", "--generate", joined, mentions=[f"{joined} line 9: a second S-0 line"])
+    refused(capsys, "evaluate", "--generate", joined, mentions=[f"{joined} line 11: a second S-0 line"])
 
 
 # ------------------------------------------------------------ ct2_translate and its example
