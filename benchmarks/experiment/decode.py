@@ -25,7 +25,11 @@ def base_curve(spec, work, cfg, data_info, seed, threads):
     segments = [s for s in data_info["segments"] if s["split"] == "sent"]
     refs = read_lines(work / "data" / "raw" / "eval-sent.ref")
     for updates, ckpt in chosen:
-        if ckpt.name in points or not ckpt.is_file():
+        if not ckpt.is_file():
+            continue
+        if updates is None:  # the best checkpoint moves on as training resumes: scored again then
+            updates = torch_free_updates(ckpt)
+        if ckpt.name in points and points[ckpt.name]["updates"] == updates:
             continue
         gen = save / f"curve-{ckpt.stem}.txt"
         run("generate", [work / "data" / "base-bin", "--user-dir", PLUGIN, "--task", "translation_doc",
@@ -38,8 +42,6 @@ def base_curve(spec, work, cfg, data_info, seed, threads):
                    if group == "all" or s["lang"] == group or data_info["groups"][s["lang"]] == group]
             if ids:
                 scores[group] = score([hyps[i] for i in ids], [refs[i] for i in ids])[0]
-        if updates is None:
-            updates = torch_free_updates(ckpt)
         points[ckpt.name] = {"checkpoint": ckpt.name, "updates": updates, "valid": valid.get(updates),
                              "beam": cfg.get("curve_beam", 4), "scores": scores}
         write_atomic(path, json.dumps(sorted(points.values(), key=lambda p: (p["updates"], p["checkpoint"])),

@@ -136,7 +136,7 @@ def base_report(spec, bases, curves, data_info, outdir):
                                  for g in dict.fromkeys(data_info["groups"][l] for l in langs)) + ".", ""]
     for seed, curve in curves.items():
         info = bases[seed]
-        lines += [f"**Seed {seed}**: {info['updates']} updates ({info['wall_seconds']:.0f} s of fairseq-train, "
+        lines += [f"**Seed {seed}**: {info['updates']} updates ({info['train_loop_seconds']:.0f} s of training in all runs, "
                   f"{info['threads']} thread(s)), {info['params_total']:,} parameters.", "",
                   "| checkpoint | updates | valid loss | " + " | ".join(f"ChrF++ {c}" for c in cols) + " |",
                   "|" + "---|" * (3 + len(cols))]
