@@ -8,11 +8,13 @@ import os
 from .. import scratch
 from ..safe_io import check_output_folder
 from . import layout
+from .importer import CHECKPOINT
 
-IMPORT_FILES = ("checkpoint.pt", "dict.SRC.txt", "dict.TGT.txt", "model.SRC", "model.TGT")
+SPM_MODELS = tuple(layout.spm_model(side) for side in layout.SIDES)
+IMPORT_FILES = (CHECKPOINT, *(layout.dict_txt(side) for side in layout.SIDES), *SPM_MODELS)
 EXPORT_FILES = (layout.CONFIG, layout.BIN, layout.BIN_INDEX, "pytorch_model-*.bin", layout.SAFETENSORS,
-                layout.SAFETENSORS_INDEX, "model-*.safetensors", "dict.SRC.json", "dict.TGT.json", "model.SRC",
-                "model.TGT", *layout.SIDE_FILES, *(f"*{s}" for s in layout.CODE_SUFFIXES))
+                layout.SAFETENSORS_INDEX, "model-*.safetensors", *(layout.dict_json(side) for side in layout.SIDES),
+                *SPM_MODELS, *layout.SIDE_FILES, *(f"*{s}" for s in layout.CODE_SUFFIXES))
 
 
 def _not_ours(patterns):
