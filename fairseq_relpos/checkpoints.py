@@ -143,11 +143,12 @@ def name_refused_file(loader):
 
     @functools.wraps(loader)
     def load(path, *args, **kwargs):
-        check_before_load(path)
         if not TORCH_LOADS_WEIGHTS_ONLY and os.path.isfile(path):
-            # torch < 2.6 unpickles anything by default: read the file weights-only first, so
-            # that what torch >= 2.6 refuses is refused here too, before any of it runs.
+            # torch < 2.6 unpickles anything by default: read the file weights-only first (which
+            # runs check_before_load), so that what torch >= 2.6 refuses is refused here too.
             _read_weights_only(path)
+        else:
+            check_before_load(path)
         try:
             return loader(path, *args, **kwargs)
         except pickle.UnpicklingError as err:
