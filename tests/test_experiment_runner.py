@@ -57,16 +57,28 @@ def test_jobs_put_headline_cells_first_and_variants_after_full():
 @pytest.mark.slow
 def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
     """The study's --quick mode end to end on the toy corpus (data, base, the switch alone by
-    ``convert``, full fine-tuning, decoding, report), for a sinusoidal and a RoPE column."""
+    ``convert``, full fine-tuning, decoding, report), for a sinusoidal and a RoPE column, and
+    the document-share sweep's cells (an eighth, and none, of the fine-tuning documents)."""
     work = tmp_path / "work"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "length_generalization" / "run.py"), "--quick",
                            "--seeds", "1", "--regimes", "none", "full", "--positions", "sinusoidal", "rope",
+                           "--variant-cells", "full:rope:docs12", "full:rope:docs0",
                            "--threads", "1", "--workdir", str(work)], capture_output=True, text=True,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((work / "results.json").read_text())
-    cells = {(c["regime"], c["positions"]) for c in results["cells"]}
-    assert cells == {("none", "sinusoidal"), ("none", "rope"), ("full", "sinusoidal"), ("full", "rope")}
+    cells = {(c["regime"], c["positions"], c["variant"]): c for c in results["cells"]}
+    assert set(cells) == {("none", "sinusoidal", None), ("none", "rope", None), ("full", "sinusoidal", None),
+                          ("full", "rope", None), ("full", "rope", "docs12"), ("full", "rope", "docs0")}
+    all_docs = results["data"]["ft_docs"]["documents"]
+    assert cells["full", "rope", "docs12"]["ft_docs"]["documents"] == round(all_docs / 8)
+    assert cells["full", "rope", "docs0"]["ft_docs"]["documents"] == 0
+    data = work / "data"  # what fairseq binarised: every sentence, plus the documents drawn
+    sentences = results["data"]["ft_sentences"]
+    for name, docs in (("ft-bin", all_docs), ("ft-docs12-bin", round(all_docs / 8)), ("ft-docs0-bin", 0)):
+        log = (data / f"preprocess-{name[:-4]}.log").read_text()
+        assert f"[tgt] {data / 'raw' / name[:-4]}-train.tgt: {sentences + docs} sents" in log, log[-600:]
+    assert "**How little document data**" in (work / "results.md").read_text()
     for c in results["cells"]:
         assert all(0 <= s["all"]["chrf++"] <= 100 for s in c["scores"].values())
     assert (work / "results.md").read_text().startswith("toy corpus")

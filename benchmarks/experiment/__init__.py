@@ -17,7 +17,8 @@ it is written and tokenised, its language groups), and a thin script per corpus 
    ``transformer_alibi``, ``transformer_nope``) on sentences of every language plus the
    documents; regime ``none`` is the switch without fine-tuning (the base's weights in the new
    architecture, written by ``fairseq-relpos convert``). A *variant* cell
-   (``REGIME:POSITIONS:VARIANT``) changes the fine-tuning documents or the decoding options;
+   (``REGIME:POSITIONS:VARIANT``) changes the fine-tuning documents (their length, or with
+   ``DOC_SHARES`` how many of them) or the decoding options;
 4. every model decodes the sentence test set and the document test sets in one
    fairseq-generate run (``--task translation_doc``, raised max positions and max-len-a/b so
    that nothing is truncated), scored per test set (length bucket) and language group with
@@ -31,6 +32,6 @@ go to ``--outdir``. Extra seeds (after the first) re-train the base and run only
 ``--extra-seed-cells`` (the headline cells) unless ``--all-cells``.
 """
 from .grid import main
-from .settings import GEN_POSITIONS, Corpus
+from .settings import DOC_SHARES, GEN_POSITIONS, Corpus
 
-__all__ = ["Corpus", "GEN_POSITIONS", "main"]
+__all__ = ["Corpus", "DOC_SHARES", "GEN_POSITIONS", "main"]

@@ -1,13 +1,14 @@
 """The data of a work directory: the corpus, the evaluation set, the fine-tuning documents
 (``make-docs``) and everything binarised with the base's dictionaries; cached in ``data/``."""
 import json
+import random
 import shutil
 import statistics
 
 from fairseq_relpos.documents.make_docs import make_documents
 from fairseq_relpos.scoring import read_lines
 
-from .runner import log, run
+from .runner import log, run, wait_for, write_atomic
 
 
 def write_lines(path, lines):
@@ -17,6 +18,18 @@ def write_lines(path, lines):
 
 def ft_data_name(variant):
     return "ft-bin" if variant is None else f"ft-{variant}-bin"
+
+
+def binarise_ft(data, stem, name, valid, threads):
+    """``data/raw/STEM-train.{src,tgt}`` binarised with the base's dictionaries into ``data/NAME``;
+    ``valid`` is the validation text prefix, or None to reuse the plain data's binarised one."""
+    run("preprocess", ["--source-lang", "src", "--target-lang", "tgt", "--trainpref", data / "raw" / f"{stem}-train",
+                       *(["--validpref", valid] if valid else []), "--srcdict", data / "base-bin" / "dict.src.txt",
+                       "--tgtdict", data / "base-bin" / "dict.tgt.txt", "--destdir", data / name,
+                       "--workers", "1"], data / f"preprocess-{stem}.log", threads)
+    if valid is None:  # fairseq-train loads a validation set even with --disable-validation
+        for path in (data / ft_data_name(None)).glob("valid.*"):
+            shutil.copyfile(path, data / name / path.name)
 
 
 def make_ft_data(data, encoded, corpus, budget, min_budget, seed, name, threads):
@@ -30,14 +43,38 @@ def make_ft_data(data, encoded, corpus, budget, min_budget, seed, name, threads)
     log(docs.report(budget).splitlines()[0])
     for side, path in zip(("src", "tgt"), encoded("train")):
         write_lines(raw / f"{stem}-train.{side}", read_lines(path) + read_lines(raw / f"{stem}-docs.{side}"))
-    valid = encoded("valid")[0].with_suffix("")
-    run("preprocess", ["--source-lang", "src", "--target-lang", "tgt", "--trainpref", raw / f"{stem}-train",
-                       "--validpref", valid, "--srcdict", data / "base-bin" / "dict.src.txt",
-                       "--tgtdict", data / "base-bin" / "dict.tgt.txt", "--destdir", data / name,
-                       "--workers", "1"], data / f"preprocess-{stem}.log", threads)
+    binarise_ft(data, stem, name, encoded("valid")[0].with_suffix(""), threads)
     return {"documents": docs.documents_out, "max_tokens": docs.max_tokens,
             "mean_tokens": round(docs.total_tokens / max(1, docs.documents_out), 1),
             "budget": budget, "min_budget": min_budget}
+
+
+def share_ft_data(work, data_info, name, share, threads):
+    """The plain fine-tuning data with only ``share`` of its documents (a seeded draw, the corpus
+    seed's; every sentence kept), binarised into ``data/ft-NAME-bin``: the paper's question of how
+    little document data is needed. Built on first use from the plain data's text files, cached
+    (``data/ft-NAME.json``); returns its summary like ``data_info["ft_docs"]``."""
+    data = work / "data"
+    done = data / f"ft-{name}.json"
+    return wait_for(work, f"data-{name}", done, lambda: _share_ft_data(data, data_info, name, share, done, threads))
+
+
+def _share_ft_data(data, data_info, name, share, done, threads):
+    raw = data / "raw"
+    docs = {side: read_lines(raw / f"ft-docs.{side}") for side in ("src", "tgt")}
+    total = len(docs["src"])
+    keep = sorted(random.Random(data_info["corpus_manifest"]["seed"]).sample(range(total), round(share * total)))
+    stem = f"ft-{name}"
+    for side in ("src", "tgt"):
+        sentences = read_lines(raw / f"ft-train.{side}")[:data_info["ft_sentences"]]
+        write_lines(raw / f"{stem}-train.{side}", sentences + [docs[side][i] for i in keep])
+    binarise_ft(data, stem, ft_data_name(name), None, threads)
+    lengths = [len(docs["tgt"][i].split()) for i in keep]
+    info = dict(data_info["ft_docs"], documents=len(keep), documents_all=total, share=share,
+                max_tokens=max(lengths, default=0),
+                mean_tokens=round(statistics.mean(lengths), 1) if lengths else 0.0)
+    write_atomic(done, json.dumps(info, indent=1) + "\n")
+    log(f"{stem}: {len(keep)} of {total} documents, every sentence")
 
 
 def longest_kept(encoded_pair, cap):

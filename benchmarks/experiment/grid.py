@@ -7,11 +7,11 @@ import sys
 import time
 from pathlib import Path
 
-from .data import prepare_data
+from .data import prepare_data, share_ft_data
 from .decode import base_curve, decode_and_score
 from .report import base_report, report
 from .runner import Lock, cell_name, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
-from .settings import OPTIM, POSITIONS, REGIMES
+from .settings import OPTIM, POSITIONS, REGIMES, changes_training
 from .train import finetune, train_base
 
 
@@ -34,7 +34,7 @@ def run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info):
 
 def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_dir, meta):
     regime, positions, variant = (cell + (None,))[:3]
-    decode_only = variant is not None and "doc_budget" not in spec.variants[variant]
+    decode_only = variant is not None and not changes_training(spec.variants[variant])
     if decode_only:  # a decoding option: the plain cell's checkpoint, decoded again
         source = run_cell(spec, work, cfg, data_info, seed, cell[:2], threads, base_info)
         if source is None:
@@ -45,6 +45,7 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
     log(f"seed {seed} {cell_name(cell):22s} start")
     plugin = plugin_fingerprint()
     gen_extra = spec.variants[variant].get("gen", ()) if variant else ()
+    ft_docs = None
     if regime == "none" and positions == "sinusoidal":  # the base itself
         train = {"params_total": base_info["params_total"], "params_trained": 0, "wall_seconds": 0.0,
                  "train_loop_seconds": 0.0, "updates": 0, "threads": threads}
@@ -53,11 +54,15 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
         train = dict(source["train"], reused_from=cell_name(cell[:2]))
         ckpt = work / f"seed{seed}" / cell_name(cell[:2]) / "checkpoint_last.pt"
     else:
+        share = spec.variants[variant].get("doc_share") if variant else None
+        ft_docs = None if share is None else share_ft_data(work, data_info, variant, share, threads)
         train = finetune(spec, work, cfg, seed, cell, cell_dir, threads)
         ckpt = cell_dir / "checkpoint_last.pt"
     result = decode_and_score(spec, work, cfg, data_info, ckpt, cell_dir, threads, gen_extra)
     out = {"seed": seed, "regime": regime, "positions": positions, "variant": variant, "train": train, **result,
            "plugin": plugin}
+    if ft_docs is not None:  # a document-share cell: the documents it fine-tuned on
+        out["ft_docs"] = ft_docs
     if regime != "none" and train["params_total"]:
         out["trainable_share"] = round(train["params_trained"] / train["params_total"], 4)
     for name in ("checkpoint_last.pt", "checkpoint_best.pt"):  # keep the work dir small

@@ -1,11 +1,16 @@
-"""One plot per regime: ChrF++ by test set length, a line per position scheme and language group."""
+"""One plot per regime: ChrF++ by test set length, a line per position scheme and language group;
+one of the document-share sweep; the bases' learning curves."""
 import statistics
 
 from .runner import key_of, log
 from .settings import REGIMES
 
 
-def plot(spec, cells, splits, groups, ref, data_info, outdir):
+COLOURS = {"sinusoidal": "tab:gray", "rope": "tab:blue", "alibi": "tab:orange", "nope": "tab:green"}
+
+
+def pyplot():
+    """matplotlib's pyplot without a display, or None (with a log line) when it is not installed."""
     try:
         import logging
 
@@ -15,8 +20,14 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
         import matplotlib.pyplot as plt
     except ImportError:
         log("matplotlib is not installed (pip install matplotlib): no plots")
+        return None
+    return plt
+
+
+def plot(spec, cells, splits, groups, ref, data_info, outdir):
+    plt = pyplot()
+    if plt is None:
         return
-    colours = {"sinusoidal": "tab:gray", "rope": "tab:blue", "alibi": "tab:orange", "nope": "tab:green"}
     styles = dict(zip(groups, ("-", "--", ":", "-.")))
     x = [ref[s]["mean"] for s in splits]
     for regime in REGIMES:
@@ -26,7 +37,7 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
         fig, ax = plt.subplots(figsize=(8.4, 4.2))
         for key in dict.fromkeys(key_of(c) for c in mine):
             cs = [c for c in mine if key_of(c) == key]
-            colour = colours[key[1]]
+            colour = COLOURS[key[1]]
             for group in groups:
                 if group not in cs[0]["scores"][splits[0]]:
                     continue
@@ -60,14 +71,41 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
         plt.close(fig)
 
 
+def plot_doc_shares(spec, sweeps, splits, groups, outdir):
+    """ChrF++ against the share of fine-tuning documents (``plot_doc_shares.png``), a panel per
+    test set in ``splits``, a colour per position scheme, a marker per regime, a line style per
+    language group (seen solid)."""
+    plt = pyplot()
+    if plt is None:
+        return
+    styles = dict(zip(groups, ("-", "--", ":", "-.")))
+    markers = {"full": "o", "lora": "^", "minlora": "s"}
+    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits) + 2, 3.8), squeeze=False)
+    shares = sorted({share for rows in sweeps.values() for share, _, _ in rows})
+    for ax, split in zip(axes[0], splits):
+        for (regime, positions), rows in sweeps.items():
+            for group in groups:
+                points = [(share, c["scores"][split][group]["chrf++"]) for share, _, c in rows
+                          if group in c["scores"][split]]
+                ax.plot(*zip(*points), styles[group], marker=markers.get(regime, "o"), ms=4,
+                        color=COLOURS[positions], label=f"{regime} {positions} ({group})")
+        ax.set_xticks(shares)
+        ax.set_xticklabels(["all" if s == 1 else f"{s:g}" for s in shares])
+        ax.set(xlabel="share of the fine-tuning documents", ylabel="ChrF++", title=f"test set {split}")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    fig.suptitle(f"{spec.name}: how little document data (" + ", ".join(f"{g} {styles[g]}" for g in groups) + ")",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(outdir / "plot_doc_shares.png", dpi=110)
+    plt.close(fig)
+
+
 def plot_base(spec, bases, curves, cols, outdir):
     """Validation loss (left) and verse ChrF++ per language group (right) against updates."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        log("matplotlib is not installed (pip install matplotlib): no plots")
+    plt = pyplot()
+    if plt is None:
         return
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8))
     for seed, info in bases.items():

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from .decode import run_on
-from .plots import plot, plot_base
+from .plots import plot, plot_base, plot_doc_shares
 from .runner import key_of, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES
 
@@ -17,6 +17,28 @@ def fmt(values, spread=False):
     if len(values) == 1 or not spread:
         return f"{values[0]:.1f}"
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def doc_share(spec, c):
+    """The share of the fine-tuning documents a cell fine-tuned on: 1 for a plain fine-tuning
+    cell, the variant's for a document-share cell (``DOC_SHARES``), None for any other."""
+    if c["regime"] == "none":
+        return None
+    if not c.get("variant"):
+        return 1.0
+    return spec.variants[c["variant"]].get("doc_share")
+
+
+def doc_share_sweeps(spec, cells, seed, data_info):
+    """``{(regime, positions): [(share, documents, cell)]}`` of the given seed, sorted by share,
+    for every fine-tuning cell that was also run on a cut share of the documents."""
+    sweeps = {}
+    for c in cells:
+        share = doc_share(spec, c)
+        if c["seed"] == seed and share is not None:
+            docs = c["ft_docs"]["documents"] if "ft_docs" in c else data_info["ft_docs"]["documents"]
+            sweeps.setdefault((c["regime"], c["positions"]), []).append((share, docs, c))
+    return {k: sorted(v, key=lambda x: x[0]) for k, v in sweeps.items() if any(share < 1 for share, _, _ in v)}
 
 
 def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
@@ -107,6 +129,20 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
                                            + [fmt(vals(last, g), True) for g in groups]
                                            + [", ".join(f"s{c['seed']}: {c['scores'][last]['all']['chrf++']:.1f}" for c in cs)]) + " |")
         lines.append("")
+    sweeps = doc_share_sweeps(spec, cells, first_seed, data_info)
+    if sweeps:
+        lines += [f"**How little document data** (seed {first_seed}): the same {cfg['ft_updates']} updates on every "
+                  f"training sentence plus a seeded draw of the fine-tuning documents (all = the plain cell); ChrF++, "
+                  f"all languages per test set, then {last} per group.", ""]
+        head = ["regime", "positions", "documents"] + [f"{s} all" for s in splits] + [f"{last} {g}" for g in groups]
+        lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for (regime, positions), rows in sweeps.items():
+            for share, docs, c in rows:
+                lines.append("| " + " | ".join([regime, positions, f"{docs:,} ({share:g})"]
+                                               + [f"{c['scores'][s]['all']['chrf++']:.1f}" for s in splits]
+                                               + [f"{c['scores'][last][g]['chrf++']:.1f}" if g in c["scores"][last] else "–"
+                                                  for g in groups]) + " |")
+        lines.append("")
     text = "\n".join(lines) + "\n"
     write_atomic(outdir / "results.md", text)
     summary = {
@@ -120,6 +156,8 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
     }
     write_atomic(outdir / "results.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
     plot(spec, cells, splits, groups, ref, data_info, outdir)
+    if sweeps:
+        plot_doc_shares(spec, sweeps, splits[-2:], groups, outdir)
     return text
 
 

@@ -19,6 +19,17 @@ COMMON_TRAIN = ["--optimizer", "adam", "--adam-betas", "(0.9,0.98)",
                 "--num-workers", "0", "--no-progress-bar", "--log-interval", "50",
                 "--log-format", "simple"]
 GEN_POSITIONS = 8192
+DOC_SHARES = {  # the paper's open question, how little document data: the same updates on less of it
+    "docs0": dict(doc_share=0.0, about="no fine-tuning documents, sentences only"),
+    "docs12": dict(doc_share=0.125, about="an eighth of the fine-tuning documents"),
+    "docs50": dict(doc_share=0.5, about="half of the fine-tuning documents"),
+}
+
+
+def changes_training(variant):
+    """Whether a variant (a ``Corpus.variants`` value) fine-tunes on other data, rather than
+    decoding the plain cell's checkpoint again."""
+    return "doc_budget" in variant or "doc_share" in variant
 
 
 @dataclass
@@ -40,7 +51,8 @@ class Corpus:
     doc_min_budget: int = 16
     positions: tuple = POSITIONS
     extra_seed_cells: tuple = ("full:sinusoidal", "full:rope")
-    variants: dict = field(default_factory=dict)  # name -> dict(doc_budget, doc_min_budget, ft_positions) or dict(gen=[...])
+    variants: dict = field(default_factory=dict)  # name -> dict(doc_budget, doc_min_budget, ft_positions),
+    #                                                dict(doc_share) (see DOC_SHARES) or dict(gen=[...])
     variant_cells: tuple = ()
     add_arguments: callable = None  # corpus-specific options
     fingerprint: callable = None    # corpus-specific settings that invalidate a work directory

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .data import ft_data_name
 from .runner import PLUGIN, relpos, relpos_json, run, wait_for, write_atomic
-from .settings import ARCH, COMMON_TRAIN, OPTIM
+from .settings import ARCH, COMMON_TRAIN, OPTIM, changes_training
 
 
 def shape_args(spec, cfg):
@@ -80,7 +80,7 @@ def finetune(spec, work, cfg, seed, cell, save, threads):
         return switch_only(spec, work, cfg, seed, cell, save, threads)
     ft = spec.variants.get(variant, {})
     base = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
-    args = [work / "data" / ft_data_name(variant if "doc_budget" in ft else None), "--user-dir", PLUGIN,
+    args = [work / "data" / ft_data_name(variant if changes_training(ft) else None), "--user-dir", PLUGIN,
             "--arch", ARCH[positions], "--finetune-from-model", base, *COMMON_TRAIN,
             *positions_args(ft.get("ft_positions", cfg["ft_positions"])),
             "--max-tokens", ft.get("max_tokens", cfg["max_tokens"]), "--seed", seed, "--save-dir", save,

