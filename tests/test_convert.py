@@ -6,9 +6,11 @@ import torch
 
 import fairseq_helpers as h
 from fairseq_helpers import ONE_THREAD
+from fairseq_versions import is_fused_copy
 from model_builders import load_like_fairseq_train, start_argv
 
 from fairseq_relpos.cli import main as cli
+from fairseq_relpos.modules.unfused_layer import FUSED_COPIES
 
 pytestmark = pytest.mark.slow  # every test here trains or decodes through fairseq's CLIs
 
@@ -34,6 +36,21 @@ def test_converted_checkpoint_decodes_with_only_the_user_dir(reversal_base, tmp_
     assert len(h.hypotheses(proc.stdout)) == 16
 
 
+def test_convert_drops_the_fused_copies_fairseq_0_12_2_saves(reversal_base, tmp_path):
+    """A stock checkpoint of fairseq 0.12.2 holds each encoder layer's fused copy of its weights
+    (derived at every load); the converted relative checkpoint holds none, on any fairseq."""
+    _, base, _ = reversal_base
+    state = torch.load(base, weights_only=True)
+    layer = state["model"]["encoder.layers.0.self_attn.q_proj.weight"]
+    for name in FUSED_COPIES:
+        state["model"].setdefault(f"encoder.layers.0.{name}", torch.zeros_like(layer))
+    torch.save(state, tmp_path / "base-0.12.2.pt")
+    assert relpos("convert", "--pe", "rope", tmp_path / "base-0.12.2.pt", tmp_path / "rope.pt") == 0
+    converted = torch.load(tmp_path / "rope.pt", weights_only=True)["model"]
+    assert not [k for k in converted if is_fused_copy(k)]
+    assert set(converted) == {k for k in state["model"] if not is_fused_copy(k) and ".embed_positions." not in k}
+
+
 def test_round_trip_to_rope_and_back_restores_the_stock_model(reversal_base, tmp_path):
     _, base, _ = reversal_base
     rope, back = tmp_path / "rope.pt", tmp_path / "back.pt"
@@ -42,8 +59,10 @@ def test_round_trip_to_rope_and_back_restores_the_stock_model(reversal_base, tmp
     assert relpos("convert", "--pe", "sinusoidal", "--max-positions", 1024, rope, back) == 0
     original, returned = torch.load(base, weights_only=True), torch.load(back, weights_only=True)
     assert model_cfg(back) == model_cfg(base)  # stock `transformer`, no relative options left
-    # but for the sinusoidal buffers fairseq 0.12.2 saves (derived, dropped by name; main saves none)
-    assert set(returned["model"]) == {k for k in original["model"] if not k.endswith(".embed_positions._float_tensor")}
+    # but for what fairseq 0.12.2 saves and main does not, all derived and dropped by name: the
+    # sinusoidal buffers and each encoder layer's fused copy of its weights
+    assert set(returned["model"]) == {k for k in original["model"]
+                                      if not k.endswith(".embed_positions._float_tensor") and not is_fused_copy(k)}
     for key, tensor in returned["model"].items():
         assert torch.equal(returned["model"][key], tensor), key
 

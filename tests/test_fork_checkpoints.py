@@ -130,7 +130,8 @@ def test_fork_checkpoint_loads_strictly_and_scores_as_its_source(form, tmp_path)
     fork_task, fork_model = load_like_generate(fork, data)
     assert fork_model.state_dict().keys() == model.state_dict().keys()
     for key, tensor in model.state_dict().items():
-        assert torch.equal(fork_model.state_dict()[key], tensor), key
+        if not key.endswith("._float_tensor"):  # fairseq 0.12.2 saves this dtype carrier uninitialised
+            assert torch.equal(fork_model.state_dict()[key], tensor), key
     assert torch.allclose(scores(fork_model, fork_task), scores(model, task), atol=1e-5, rtol=0)
 
 

@@ -2,6 +2,7 @@
 from argparse import Namespace
 
 from ..checkpoints import model_args
+from ..modules.unfused_layer import drop_fused_copies
 from . import lora_transformer
 from .checkpoint_surgery import RELATIVE_OPTIONS, CheckpointMismatchError, drop_absolute_positions, position_kind
 from .relative_transformer import relative_architecture
@@ -10,7 +11,8 @@ from .relative_transformer import relative_architecture
 def switch_positions(state, positions, options, max_positions=None):
     """Rewrite a loaded checkpoint in place to ``positions`` ('rope', 'alibi', 'nope' or
     'sinusoidal'). ``options`` are relative-position options to set (None = keep the
-    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers. A LoRA
+    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers and the fused
+    copies fairseq 0.12.2 saves (``modules.unfused_layer``), both derived. A LoRA
     checkpoint keeps its adapters, their spec and the model name that re-wraps them
     (``models.lora_transformer``); only ``arch`` changes, so it still loads without --task."""
     args = model_args(state)
@@ -28,6 +30,7 @@ def switch_positions(state, positions, options, max_positions=None):
                     no_token_positional_embeddings=False)
     else:
         drop_absolute_positions(state["model"])
+        drop_fused_copies(state["model"])
         new = Namespace(**args)
         new.relative_positions = positions
         for key, value in options.items():

@@ -47,6 +47,14 @@ class UnfusedEncoderLayer(TransformerEncoderLayerBase):
             state_dict.pop(f"{name}.{key}", None)
 
 
+def drop_fused_copies(state_dict):
+    """Remove the fused copies that fairseq 0.12.2 saved for each encoder layer from a whole
+    model's state dict (``fairseq-relpos convert``): they are derived, not weights, and a
+    relative model has none."""
+    for key in [k for k in state_dict if k.startswith("encoder.layers.") and k.rsplit(".", 1)[-1] in FUSED_COPIES]:
+        del state_dict[key]
+
+
 def unfuse_encoder(encoder):
     """Make every layer of a fairseq Transformer encoder an :class:`UnfusedEncoderLayer`."""
     for layer in encoder.layers:
