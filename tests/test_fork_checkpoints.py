@@ -12,6 +12,7 @@ import torch
 
 import fairseq_helpers as h  # noqa: E402
 from fork_fixtures import forkify, load_like_generate, scores, source_model  # noqa: E402
+from fairseq_versions import STOCK_FAST_PATH, is_fused_copy, stock_fast_path_bug  # noqa: E402
 
 from fairseq_relpos.cli import main as cli  # noqa: E402
 from fairseq_relpos.fork import options as fork_options  # noqa: E402
@@ -130,8 +131,12 @@ def test_fork_checkpoint_loads_strictly_and_scores_as_its_source(form, tmp_path)
     fork_task, fork_model = load_like_generate(fork, data)
     assert fork_model.state_dict().keys() == model.state_dict().keys()
     for key, tensor in model.state_dict().items():
-        if not key.endswith("._float_tensor"):  # fairseq 0.12.2 saves this dtype carrier uninitialised
+        # not what stock fairseq 0.12.2 derives: an uninitialised dtype carrier, and the fused
+        # copies of encoder weights that its load fills from q/k/v (zeros in a built model)
+        if not key.endswith("._float_tensor") and not is_fused_copy(key):
             assert torch.equal(fork_model.state_dict()[key], tensor), key
+    if arch == "transformer" and STOCK_FAST_PATH:  # scoring a padded batch with a stock model
+        pytest.skip(stock_fast_path_bug.kwargs["reason"])
     assert torch.allclose(scores(fork_model, fork_task), scores(model, task), atol=1e-5, rtol=0)
 
 
