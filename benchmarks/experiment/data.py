@@ -69,7 +69,7 @@ def _share_ft_data(data, data_info, name, share, done, threads):
         sentences = read_lines(raw / f"ft-train.{side}")[:data_info["ft_sentences"]]
         write_lines(raw / f"{stem}-train.{side}", sentences + [docs[side][i] for i in keep])
     binarise_ft(data, stem, ft_data_name(name), None, threads)
-    lengths = [len(docs["tgt"][i].split()) for i in keep]
+    lengths = [max(len(docs["src"][i].split()), len(docs["tgt"][i].split())) for i in keep]  # as make-docs counts
     info = dict(data_info["ft_docs"], documents=len(keep), documents_all=total, share=share,
                 max_tokens=max(lengths, default=0),
                 mean_tokens=round(statistics.mean(lengths), 1) if lengths else 0.0)
