@@ -1,5 +1,6 @@
 """One plot per regime: ChrF++ by test set length, a line per position scheme and language group;
 one of the document-share sweep; the bases' learning curves."""
+import itertools
 import statistics
 
 from .runner import key_of, log
@@ -7,6 +8,7 @@ from .settings import REGIMES
 
 
 COLOURS = {"sinusoidal": "tab:gray", "rope": "tab:blue", "alibi": "tab:orange", "nope": "tab:green"}
+SWEEP_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown", "tab:olive")
 
 
 def pyplot():
@@ -73,8 +75,8 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
 
 def plot_doc_shares(spec, sweeps, splits, groups, outdir):
     """ChrF++ against the share of fine-tuning documents (``plot_doc_shares.png``), a panel per
-    test set in ``splits``, a colour per position scheme, a marker per regime, a line style per
-    language group (seen solid)."""
+    test set in ``splits``, a colour and marker per swept cell (regime and position scheme), a
+    line style per language group (seen solid)."""
     plt = pyplot()
     if plt is None:
         return
@@ -83,12 +85,12 @@ def plot_doc_shares(spec, sweeps, splits, groups, outdir):
     fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits) + 2, 3.8), squeeze=False)
     shares = sorted({share for rows in sweeps.values() for share, _, _ in rows})
     for ax, split in zip(axes[0], splits):
-        for (regime, positions), rows in sweeps.items():
+        for ((regime, positions), rows), colour in zip(sweeps.items(), itertools.cycle(SWEEP_COLOURS)):
             for group in groups:
                 points = [(share, c["scores"][split][group]["chrf++"]) for share, _, c in rows
                           if group in c["scores"][split]]
                 ax.plot(*zip(*points), styles[group], marker=markers.get(regime, "o"), ms=4,
-                        color=COLOURS[positions], label=f"{regime} {positions} ({group})")
+                        color=colour, label=f"{regime} {positions} ({group})")
         ax.set_xticks(shares)
         ax.set_xticklabels(["all" if s == 1 else f"{s:g}" for s in shares])
         ax.set(xlabel="share of the fine-tuning documents", ylabel="ChrF++", title=f"test set {split}")
