@@ -12,7 +12,7 @@ from .decode import base_curve, decode_and_score
 from .report import base_report, report
 from .runner import Lock, cell_name, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES, changes_training
-from .train import finetune, train_base
+from .train import base_updates_of, finetune, train_base
 
 
 def run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info):
@@ -170,10 +170,16 @@ def main(spec, argv=None):
         return found
 
     bases, failed = {}, []
+
+    def base(seed, hours=None):
+        """A seed's base; a later seed's trains no more updates than the first seed's did (a base
+        stopped by --base-hours), so that the seeds differ in their seed only."""
+        cap = base_updates_of(work, args.seeds[0]) if seed != args.seeds[0] else None
+        return train_base(spec, work, cfg, seed, threads(args), hours, cap)
     if args.base_only:
         curves = {}
         for seed in args.seeds:
-            bases[seed] = train_base(spec, work, cfg, seed, threads(args), args.base_hours)
+            bases[seed] = base(seed, args.base_hours)
             log(f"seed {seed} base: {bases[seed]['updates']} updates, valid "
                 + ", ".join(f"{v['updates']}:{v['loss']:.2f}" for v in bases[seed]["valid"]))
             curves[seed] = base_curve(spec, work, cfg, data_info, seed, threads(args))
@@ -181,10 +187,10 @@ def main(spec, argv=None):
         return
     if args.reverse and not args.report_only:  # the second runner trains the other seeds' bases meanwhile
         for seed in reversed(args.seeds):
-            bases[seed] = train_base(spec, work, cfg, seed, threads(args))
+            bases[seed] = base(seed)
     for seed, cell in ([] if args.report_only else jobs):
         if seed not in bases:
-            bases[seed] = train_base(spec, work, cfg, seed, threads(args))
+            bases[seed] = base(seed)
             log(f"seed {seed} base: {bases[seed]['wall_seconds']:.0f}s, {bases[seed]['params_total']} parameters")
         try:
             run_cell(spec, work, cfg, data_info, seed, cell, threads(args), bases[seed])

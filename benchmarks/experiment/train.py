@@ -33,17 +33,24 @@ def parse_train_log(path):
             "final_train_loss": float(losses[-1]) if losses else None}
 
 
-def train_base(spec, work, cfg, seed, threads, hours=None):
+def train_base(spec, work, cfg, seed, threads, hours=None, updates=None):
     save = work / f"seed{seed}" / "base"
     return wait_for(work, f"seed{seed}-base", save / "train.json",
-                    lambda: _train_base(spec, work, cfg, seed, threads, save, hours))
+                    lambda: _train_base(spec, work, cfg, seed, threads, save, hours, updates))
 
 
-def _train_base(spec, work, cfg, seed, threads, save, hours=None):
+def base_updates_of(work, seed):
+    """The updates a finished base trained, or None."""
+    done = work / f"seed{seed}" / "base" / "train.json"
+    return json.loads(done.read_text())["updates"] if done.is_file() else None
+
+
+def _train_base(spec, work, cfg, seed, threads, save, hours=None, updates=None):
     """Train the base to a plateau of its validation loss (fairseq's ``--patience``: no new best
-    in that many validations), or ``base_updates``, or ``hours`` of training in all (fairseq's
-    ``--stop-time-hours``, counted across resumed runs). A re-run resumes from ``checkpoint_last.pt``;
-    the interval checkpoints are kept for the learning curve (:func:`base_curve`)."""
+    in that many validations), or ``base_updates`` (``updates`` if fewer), or ``hours`` of training
+    in all (fairseq's ``--stop-time-hours``, counted across resumed runs). A re-run resumes from
+    ``checkpoint_last.pt``; the interval checkpoints are kept for the learning curve
+    (:func:`base_curve`)."""
     save.mkdir(parents=True, exist_ok=True)
     o = OPTIM["base"]
     every = cfg.get("base_validate_interval", cfg["base_updates"])
@@ -51,7 +58,8 @@ def _train_base(spec, work, cfg, seed, threads, save, hours=None):
                          "--arch", "transformer", *shape_args(spec, cfg), *COMMON_TRAIN,
                          *positions_args(cfg["base_positions"]),
                          "--lr-scheduler", "inverse_sqrt", "--lr", o["lr"], "--warmup-updates", o["warmup"],
-                         "--max-tokens", cfg["max_tokens"], "--max-update", cfg["base_updates"], "--seed", seed,
+                         "--max-tokens", cfg["max_tokens"], "--max-update", min(cfg["base_updates"], updates or cfg["base_updates"]),
+                         "--seed", seed,
                          "--validate-interval-updates", every, "--save-interval-updates", every,
                          "--validate-interval", 1000, "--save-interval", 1000, "--keep-interval-updates", 1000,
                          "--patience", cfg.get("base_patience", -1), "--stop-time-hours", hours or 0,
