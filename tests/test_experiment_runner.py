@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from benchmarks.experiment.decode import run_on
-from benchmarks.experiment.grid import jobs_in_order
+from benchmarks.experiment import train
+from benchmarks.experiment.grid import base_cap, jobs_in_order
 from benchmarks.experiment.settings import Corpus
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,27 @@ def test_jobs_put_headline_cells_first_and_variants_after_full():
     assert jobs == [(1, ("none", "sinusoidal")), (1, ("full", "sinusoidal")), (1, ("full", "rope")),
                     (1, ("full", "rope", "long")), (2, ("none", "sinusoidal")), (2, ("full", "rope")),
                     (1, ("lora", "sinusoidal")), (1, ("lora", "rope")), (1, ("none", "rope"))]
+
+
+def test_a_later_seeds_base_trains_no_more_updates_than_the_first_seeds(tmp_path, monkeypatch):
+    assert base_cap(tmp_path, [1, 2], 2) is None  # the first base is not finished yet
+    first = tmp_path / "seed1" / "base"
+    first.mkdir(parents=True)
+    (first / "train.json").write_text(json.dumps({"updates": 12979}))
+    assert base_cap(tmp_path, [1, 2], 1) is None and base_cap(tmp_path, [1, 2], 2) == 12979
+    commands = []
+
+    def fake_run(tool, args, logfile, threads, append=False):  # fairseq-train's log, one validation
+        commands.append([str(a) for a in args])
+        logfile.write_text("| valid on 'valid' subset | loss 6.1 | nll_loss 5 | num_updates 7\n")
+        return 1.0
+    monkeypatch.setattr(train, "run", fake_run)
+    spec = Corpus(name="x", here=tmp_path, settings={}, write=None, group=None)
+    cfg = dict(layers=1, dim=8, ffn=8, heads=1, base_updates=30000, max_tokens=64, base_positions=16)
+    for seed, cap in ((2, 12979), (3, None)):
+        train.train_base(spec, tmp_path, cfg, seed, 1, updates=cap)
+        command = commands[-1]
+        assert command[command.index("--max-update") + 1] == str(cap or 30000)
 
 
 @pytest.mark.slow

@@ -78,6 +78,13 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
     return out
 
 
+def base_cap(work, seeds, seed):
+    """The most updates a seed's base may train: a later seed's no more than the first seed's
+    finished base did (one stopped by --base-hours), so that the seeds differ in their seed only;
+    None for the first seed or while its base is unfinished."""
+    return base_updates_of(work, seeds[0]) if seed != seeds[0] else None
+
+
 def jobs_in_order(spec, args):
     """(seed, cell) in order of importance, so that a time-out loses the least informative:
     the first seed's base and full fine-tuning, the variant cells, the extra seeds' headline
@@ -172,10 +179,7 @@ def main(spec, argv=None):
     bases, failed = {}, []
 
     def base(seed, hours=None):
-        """A seed's base; a later seed's trains no more updates than the first seed's did (a base
-        stopped by --base-hours), so that the seeds differ in their seed only."""
-        cap = base_updates_of(work, args.seeds[0]) if seed != args.seeds[0] else None
-        return train_base(spec, work, cfg, seed, threads(args), hours, cap)
+        return train_base(spec, work, cfg, seed, threads(args), hours, base_cap(work, args.seeds, seed))
     if args.base_only:
         curves = {}
         for seed in args.seeds:
