@@ -40,12 +40,12 @@ def _positions(args, weights):
 def _distinct(weights):
     """Learned tensors, each once where several keys hold it (shared embeddings, an adapter on a
     tied matrix), as training counts them; not fairseq 0.12.2's fused copies of encoder weights."""
-    from ..modules.unfused_layer import FUSED_COPIES
+    from ..modules.unfused_layer import is_fused_copy
 
     seen = {}
     for key, t in weights.items():
         if (t.is_floating_point() and not key.endswith((".version", "_float_tensor"))
-                and key.rsplit(".", 1)[-1] not in FUSED_COPIES):
+                and not is_fused_copy(key)):
             seen.setdefault((t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape)), t)
     return list(seen.values())
 

@@ -47,11 +47,16 @@ class UnfusedEncoderLayer(TransformerEncoderLayerBase):
             state_dict.pop(f"{name}.{key}", None)
 
 
+def is_fused_copy(key):
+    """Whether a state-dict key names one of fairseq 0.12.2's fused copies (not a weight)."""
+    return key.rsplit(".", 1)[-1] in FUSED_COPIES
+
+
 def drop_fused_copies(state_dict):
     """Remove the fused copies that fairseq 0.12.2 saved for each encoder layer from a whole
     model's state dict (``fairseq-relpos convert``): they are derived, not weights, and a
     relative model has none."""
-    for key in [k for k in state_dict if k.startswith("encoder.layers.") and k.rsplit(".", 1)[-1] in FUSED_COPIES]:
+    for key in [k for k in state_dict if k.startswith("encoder.layers.") and is_fused_copy(k)]:
         del state_dict[key]
 
 
