@@ -55,7 +55,8 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
         ckpt = work / f"seed{seed}" / cell_name(cell[:2]) / "checkpoint_last.pt"
     else:
         share = spec.variants[variant].get("doc_share") if variant else None
-        ft_docs = None if share is None else share_ft_data(work, data_info, variant, share, threads)
+        if share is not None:
+            ft_docs = share_ft_data(work, data_info, variant, share, threads)
         train = finetune(spec, work, cfg, seed, cell, cell_dir, threads)
         ckpt = cell_dir / "checkpoint_last.pt"
     result = decode_and_score(spec, work, cfg, data_info, ckpt, cell_dir, threads, gen_extra)

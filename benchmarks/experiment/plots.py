@@ -11,6 +11,11 @@ COLOURS = {"sinusoidal": "tab:gray", "rope": "tab:blue", "alibi": "tab:orange", 
 SWEEP_COLOURS = ("tab:blue", "tab:red", "tab:green", "tab:purple", "tab:brown", "tab:olive")
 
 
+def group_styles(groups):
+    """A line style per language group, in order: the first (seen) solid."""
+    return dict(zip(groups, ("-", "--", ":", "-.")))
+
+
 def pyplot():
     """matplotlib's pyplot without a display, or None (with a log line) when it is not installed."""
     try:
@@ -30,7 +35,7 @@ def plot(spec, cells, splits, groups, ref, data_info, outdir):
     plt = pyplot()
     if plt is None:
         return
-    styles = dict(zip(groups, ("-", "--", ":", "-.")))
+    styles = group_styles(groups)
     x = [ref[s]["mean"] for s in splits]
     for regime in REGIMES:
         mine = [c for c in cells if c["regime"] == regime]
@@ -80,7 +85,7 @@ def plot_doc_shares(spec, sweeps, splits, groups, outdir):
     plt = pyplot()
     if plt is None:
         return
-    styles = dict(zip(groups, ("-", "--", ":", "-.")))
+    styles = group_styles(groups)
     markers = {"full": "o", "lora": "^", "minlora": "s"}
     fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits) + 2, 3.8), squeeze=False)
     shares = sorted({share for rows in sweeps.values() for share, _, _ in rows})

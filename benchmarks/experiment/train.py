@@ -58,7 +58,7 @@ def _train_base(spec, work, cfg, seed, threads, save, hours=None, updates=None):
                          "--arch", "transformer", *shape_args(spec, cfg), *COMMON_TRAIN,
                          *positions_args(cfg["base_positions"]),
                          "--lr-scheduler", "inverse_sqrt", "--lr", o["lr"], "--warmup-updates", o["warmup"],
-                         "--max-tokens", cfg["max_tokens"], "--max-update", min(cfg["base_updates"], updates or cfg["base_updates"]),
+                         "--max-tokens", cfg["max_tokens"], "--max-update", min(cfg["base_updates"], updates) if updates else cfg["base_updates"],
                          "--seed", seed,
                          "--validate-interval-updates", every, "--save-interval-updates", every,
                          "--validate-interval", 1000, "--save-interval", 1000, "--keep-interval-updates", 1000,
