@@ -79,13 +79,15 @@ def test_a_later_seeds_base_trains_no_more_updates_than_the_first_seeds(tmp_path
 @pytest.mark.slow
 def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
     """The study's --quick mode end to end on the toy corpus (data, base, the switch alone by
-    ``convert``, full fine-tuning, decoding, report), for a sinusoidal and a RoPE column, and
-    the document-share sweep's cells (an eighth, and none, of the fine-tuning documents)."""
+    ``convert``, full fine-tuning, decoding, report), for a sinusoidal and a RoPE column, the
+    document-share sweep's cells (an eighth, and none, of the fine-tuning documents), and the
+    fine-tuned RoPE cells decoded again through CTranslate2 (``--ct2``): greedy search in
+    fairseq-generate's batches and length caps gives the plugin's outputs."""
     work = tmp_path / "work"
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "length_generalization" / "run.py"), "--quick",
                            "--seeds", "1", "--regimes", "none", "full", "--positions", "sinusoidal", "rope",
                            "--variant-cells", "full:rope:docs12", "full:rope:docs0",
-                           "--threads", "1", "--workdir", str(work)], capture_output=True, text=True,
+                           "--ct2", "--threads", "1", "--workdir", str(work)], capture_output=True, text=True,
                           env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     results = json.loads((work / "results.json").read_text())
@@ -101,6 +103,13 @@ def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
         log = (data / f"preprocess-{name[:-4]}.log").read_text()
         assert f"[tgt] {data / 'raw' / name[:-4]}-train.tgt: {sentences + docs} sents" in log, log[-600:]
     assert "**How little document data**" in (work / "results.md").read_text()
+    checked = {k for k, c in cells.items() if "ct2" in c}
+    assert checked == {("full", "rope", None), ("full", "rope", "docs12"), ("full", "rope", "docs0")}
+    for key in checked:
+        ct2 = cells[key]["ct2"]
+        assert set(ct2["scores"]) == set(cells[key]["scores"])
+        assert all(share >= 0.9 for share in ct2["identical_to_plugin"].values()), ct2["identical_to_plugin"]
+    assert "**Through CTranslate2**" in (work / "results.md").read_text()
     for c in results["cells"]:
         assert all(0 <= s["all"]["chrf++"] <= 100 for s in c["scores"].values())
     assert (work / "results.md").read_text().startswith("toy corpus")

@@ -79,10 +79,18 @@ def decode_and_score(spec, work, cfg, data_info, ckpt, outdir, threads, extra=()
                             "--max-len-b", cfg.get("max_len_b", 10),
                             *positions_args(GEN_POSITIONS), *spec.gen_args, *extra], gen, threads)
     _, hyps, _ = read_generate(gen)
+    scores, signatures = score_segments(work, data_info, hyps, gen)
+    return {"scores": scores, "decode_seconds": round(wall, 1), "signature": signatures["chrf++"],
+            "bleu_signature": signatures["bleu"]}
+
+
+def score_segments(work, data_info, hyps, source):
+    """Scores per test set and group (all, each group, unseen, each language) of one hypothesis
+    per test segment, in order; ``source`` names where they came from, for the error."""
     refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
     segments = data_info["segments"]
     if len(hyps) != len(refs) or len(refs) != len(segments):
-        raise RuntimeError(f"{gen}: {len(hyps)} hypotheses for {len(refs)} references")
+        raise RuntimeError(f"{source}: {len(hyps)} hypotheses for {len(refs)} references")
     scores, signatures = {}, {}
     for split in dict.fromkeys(s["split"] for s in segments):
         idx = [i for i, s in enumerate(segments) if s["split"] == split]
@@ -97,8 +105,7 @@ def decode_and_score(spec, work, cfg, data_info, ckpt, outdir, threads, extra=()
             if ids:
                 scores[split][group], signatures["chrf++"], signatures["bleu"] = score(
                     [hyps[i] for i in ids], [refs[i] for i in ids])
-    return {"scores": scores, "decode_seconds": round(wall, 1), "signature": signatures["chrf++"],
-            "bleu_signature": signatures["bleu"]}
+    return scores, signatures
 
 
 def run_on(work, cell, data_info):

@@ -7,10 +7,11 @@ import sys
 import time
 from pathlib import Path
 
+from .ct2_check import check_cell, checkable
 from .data import prepare_data, share_ft_data
 from .decode import base_curve, decode_and_score
 from .report import base_report, report
-from .runner import Lock, cell_name, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
+from .runner import Lock, cell_name, key_of, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES, changes_training
 from .train import base_updates_of, finetune, train_base
 
@@ -132,6 +133,8 @@ def main(spec, argv=None):
                    "second runner with this on the same work directory to use a second free core "
                    "(cells are locked, so none runs twice)")
     p.add_argument("--report-only", action="store_true", help="only rebuild the report from cached cells")
+    p.add_argument("--ct2", action="store_true", help="after the cells, decode the fine-tuned RoPE cells again "
+                   "through CTranslate2 (needs the ct2 extra) and compare them in the report")
     p.add_argument("--base-only", action="store_true", help="only the data, the bases and their learning curves")
     p.add_argument("--base-hours", type=float, help="stop a base's training after this many hours in all "
                    "(fairseq's --stop-time-hours; a re-run resumes it only if its train.json is removed)")
@@ -205,6 +208,13 @@ def main(spec, argv=None):
             continue
         report(spec, work, collect(), data_info, cfg, args, outdir, time.time() - start)  # partial results as they come
     cells = collect()
+    for c in (cells if args.ct2 and not args.report_only else []):
+        if checkable(work, c):
+            try:
+                check_cell(spec, work, cfg, data_info, c, threads(args))
+            except RuntimeError as err:
+                log(f"seed {c['seed']} {cell_name(key_of(c))} CTranslate2 check FAILED: {err}")
+                failed.append(f"seed {c['seed']} {cell_name(key_of(c))} (CTranslate2)")
     missing = [f"s{s}:{cell_name(c)}" for s, c in jobs
                if not (work / f"seed{s}" / cell_name(c) / "cell.json").is_file()]
     if failed:

@@ -5,9 +5,10 @@ import statistics
 import sys
 from pathlib import Path
 
+from .ct2_check import RESULT as CT2_RESULT
 from .decode import run_on
 from .plots import plot, plot_base, plot_doc_shares
-from .runner import key_of, write_atomic
+from .runner import cell_name, key_of, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES
 
 
@@ -41,10 +42,35 @@ def doc_share_sweeps(spec, cells, seed, data_info):
     return {k: sorted(v, key=lambda x: x[0]) for k, v in sweeps.items() if any(share < 1 for share, _, _ in v)}
 
 
+def ct2_table(cells, splits):
+    """The cells decoded again through CTranslate2 (``ct2_check``) beside the plugin's decoding."""
+    checked = sorted((c for c in cells if c.get("ct2")), key=lambda c: (c["seed"], REGIMES.index(c["regime"]),
+                                                                       c.get("variant") or ""))
+    if not checked:
+        return []
+    lines = ["**Through CTranslate2** (`fairseq-relpos export`, the same beam, length cap and batches): ChrF++ "
+             "for all languages, the plugin's generator / CTranslate2, and the share of outputs that are the same "
+             "text; decoding seconds of the whole evaluation set (process wall time, measured "
+             "at different times on a shared machine: a rough ratio).", ""]
+    head = ["seed", "regime", "positions"] + splits + ["decode s"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in checked:
+        x = c["ct2"]
+        lines.append("| " + " | ".join(
+            [str(c["seed"]), c["regime"], ":".join(key_of(c)[1:])]
+            + [f"{c['scores'][s]['all']['chrf++']:.1f} / {x['scores'][s]['all']['chrf++']:.1f} "
+               f"({100 * x['identical_to_plugin'][s]:.0f}%)" for s in splits]
+            + [f"{x['plugin_decode_seconds']:.0f} / {x['decode_seconds']:.0f}"]) + " |")
+    return lines + [""]
+
+
 def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
     outdir.mkdir(parents=True, exist_ok=True)
     for c in cells:
         c["run_on"] = run_on(work, c, data_info)
+        ct2 = work / f"seed{c['seed']}" / cell_name(key_of(c)) / CT2_RESULT
+        if ct2.is_file():
+            c["ct2"] = json.loads(ct2.read_text())
     splits = list(dict.fromkeys(s["split"] for s in data_info["segments"]))
     groups = [g for g in spec.groups if any(g in c["scores"][splits[0]] for c in cells)]
     members = {g: [lang for lang in data_info["languages"]
@@ -143,6 +169,7 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
                                                + [f"{c['scores'][last][g]['chrf++']:.1f}" if g in c["scores"][last] else "–"
                                                   for g in groups]) + " |")
         lines.append("")
+    lines += ct2_table(cells, splits)
     text = "\n".join(lines) + "\n"
     write_atomic(outdir / "results.md", text)
     summary = {
