@@ -50,9 +50,9 @@ def ct2_table(cells, splits):
         return []
     lines = ["**Through CTranslate2** (`fairseq-relpos export`, the same beam, length cap and batches): ChrF++ "
              "for all languages, the plugin's generator / CTranslate2, and the share of outputs that are the same "
-             "text; decoding seconds of the whole evaluation set (process wall time, measured "
-             "at different times on a shared machine: a rough ratio).", ""]
-    head = ["seed", "regime", "positions"] + splits + ["decode s"]
+             f"text; the {splits[-1]} length ratio of each; decoding seconds of the whole evaluation set "
+             "(process wall time, measured at different times on a shared machine: a rough ratio).", ""]
+    head = ["seed", "regime", "positions"] + splits + [f"{splits[-1]} length ratio", "decode s"]
     lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in checked:
         x = c["ct2"]
@@ -60,7 +60,8 @@ def ct2_table(cells, splits):
             [str(c["seed"]), c["regime"], ":".join(key_of(c)[1:])]
             + [f"{c['scores'][s]['all']['chrf++']:.1f} / {x['scores'][s]['all']['chrf++']:.1f} "
                f"({100 * x['identical_to_plugin'][s]:.0f}%)" for s in splits]
-            + [f"{x['plugin_decode_seconds']:.0f} / {x['decode_seconds']:.0f}"]) + " |")
+            + [f"{c['scores'][splits[-1]]['all']['length_ratio']:.2f} / {x['scores'][splits[-1]]['all']['length_ratio']:.2f}",
+               f"{x['plugin_decode_seconds']:.0f} / {x['decode_seconds']:.0f}"]) + " |")
     return lines + [""]
 
 
