@@ -15,7 +15,7 @@ import time
 from fairseq_relpos.scoring import read_generate, read_lines
 
 from .decode import score_segments
-from .runner import REPO, Lock, _env, cell_name, key_of, log, relpos, write_atomic
+from .runner import REPO, Lock, _env, cell_dir, cell_name, key_of, log, relpos, write_atomic
 from .settings import GEN_POSITIONS
 
 RESULT = "ct2.json"
@@ -23,15 +23,15 @@ RESULT = "ct2.json"
 
 def checkable(work, c):
     """Whether a finished cell is one this check decodes: fine-tuned RoPE with its checkpoint."""
-    cell_dir = work / f"seed{c['seed']}" / cell_name(key_of(c))
-    return c["positions"] == "rope" and c["regime"] != "none" and (cell_dir / "checkpoint_last.pt").is_file()
+    return (c["positions"] == "rope" and c["regime"] != "none"
+            and (cell_dir(work, c["seed"], key_of(c)) / "checkpoint_last.pt").is_file())
 
 
 def check_cell(spec, work, cfg, data_info, c, threads):
     """``ct2.json`` of one cell (made once, under a lock shared by runners); None while another
     runner makes it."""
-    cell_dir = work / f"seed{c['seed']}" / cell_name(key_of(c))
-    path = cell_dir / RESULT
+    directory = cell_dir(work, c["seed"], key_of(c))
+    path = directory / RESULT
     if path.is_file():
         return json.loads(path.read_text())
     lock = Lock(work, f"seed{c['seed']}-{cell_name(key_of(c))}-ct2")
@@ -40,13 +40,13 @@ def check_cell(spec, work, cfg, data_info, c, threads):
     try:
         if path.is_file():
             return json.loads(path.read_text())
-        model = cell_dir / "ct2"
+        model = directory / "ct2"
         if model.exists():  # an export left by an interrupted check: ours to replace
             shutil.rmtree(model)
-        relpos("export", [cell_dir / "checkpoint_last.pt", model, "--data", work / "data" / "base-bin",
+        relpos("export", [directory / "checkpoint_last.pt", model, "--data", work / "data" / "base-bin",
                           "--beam", cfg["beam"], "--max-len-a", cfg.get("max_len_a", 1.2),
-                          "--max-len-b", cfg.get("max_len_b", 10)], cell_dir / "export.log", threads)
-        hyp_file = cell_dir / "ct2.txt"
+                          "--max-len-b", cfg.get("max_len_b", 10)], directory / "export.log", threads)
+        hyp_file = directory / "ct2.txt"
         start = time.time()
         proc = subprocess.run([sys.executable, "-m", "benchmarks.experiment.ct2_check", str(model),
                                str(work / "data" / "raw"), str(cfg.get("gen_batch", 16)), str(threads),
@@ -54,10 +54,10 @@ def check_cell(spec, work, cfg, data_info, c, threads):
                               env=_env(threads), cwd=REPO, capture_output=True, text=True)
         wall = time.time() - start
         if proc.returncode != 0:
-            raise RuntimeError(f"CTranslate2 decoding of {cell_dir} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+            raise RuntimeError(f"CTranslate2 decoding of {directory} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
         hyps = read_lines(hyp_file)
         scores, _ = score_segments(work, data_info, hyps, hyp_file)
-        _, plugin_hyps, _ = read_generate(cell_dir / "generate.txt")
+        _, plugin_hyps, _ = read_generate(directory / "generate.txt")
         same = {}
         for split in scores:
             idx = [i for i, s in enumerate(data_info["segments"]) if s["split"] == split]

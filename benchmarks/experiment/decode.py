@@ -6,7 +6,7 @@ import sys
 
 from fairseq_relpos.scoring import evaluate, read_generate, read_lines
 
-from .runner import PLUGIN, cell_name, key_of, log, run, write_atomic
+from .runner import PLUGIN, cell_dir, key_of, log, run, write_atomic
 from .settings import GEN_POSITIONS
 from .train import positions_args
 
@@ -113,7 +113,7 @@ def run_on(work, cell, data_info):
     hypotheses cut at the length cap (``--max-len-a``/``-b`` of that run: no end of sentence
     came) and the share of word 4-grams that repeat one earlier in the same hypothesis (a
     decoder that lost its place loops), beside the same share in the references."""
-    gen = work / f"seed{cell['seed']}" / cell_name(key_of(cell)) / "generate.txt"
+    gen = cell_dir(work, cell["seed"], key_of(cell)) / "generate.txt"
     if not gen.is_file():
         return None
     command = gen.read_text().split("\n", 1)[0].split()

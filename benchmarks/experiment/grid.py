@@ -11,14 +11,14 @@ from .ct2_check import check_cell, checkable
 from .data import prepare_data, share_ft_data
 from .decode import base_curve, decode_and_score
 from .report import base_report, report
-from .runner import Lock, cell_name, key_of, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
+from .runner import Lock, cell_dir, cell_name, key_of, log, parse_cell, plugin_fingerprint, threads, wait_for, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES, changes_training
 from .train import base_updates_of, finetune, train_base
 
 
 def run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info):
-    cell_dir = work / f"seed{seed}" / cell_name(cell)
-    meta = cell_dir / "cell.json"
+    directory = cell_dir(work, seed, cell)
+    meta = directory / "cell.json"
     if meta.is_file():
         return json.loads(meta.read_text())
     lock = Lock(work, f"seed{seed}-{cell_name(cell)}")
@@ -28,21 +28,21 @@ def run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info):
     try:
         if meta.is_file():  # finished by another runner meanwhile
             return json.loads(meta.read_text())
-        return _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_dir, meta)
+        return _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, directory, meta)
     finally:
         lock.release()
 
 
-def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_dir, meta):
+def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, directory, meta):
     regime, positions, variant = (cell + (None,))[:3]
     decode_only = variant is not None and not changes_training(spec.variants[variant])
     if decode_only:  # a decoding option: the plain cell's checkpoint, decoded again
         source = run_cell(spec, work, cfg, data_info, seed, cell[:2], threads, base_info)
         if source is None:
             raise RuntimeError(f"{cell_name(cell[:2])} is being run by another runner; retry later")
-    if cell_dir.exists():
-        shutil.rmtree(cell_dir)  # an unfinished cell starts again from scratch
-    cell_dir.mkdir(parents=True)
+    if directory.exists():
+        shutil.rmtree(directory)  # an unfinished cell starts again from scratch
+    directory.mkdir(parents=True)
     log(f"seed {seed} {cell_name(cell):22s} start")
     plugin = plugin_fingerprint()
     gen_extra = spec.variants[variant].get("gen", ()) if variant else ()
@@ -53,14 +53,14 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
         ckpt = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
     elif decode_only:
         train = dict(source["train"], reused_from=cell_name(cell[:2]))
-        ckpt = work / f"seed{seed}" / cell_name(cell[:2]) / "checkpoint_last.pt"
+        ckpt = cell_dir(work, seed, cell[:2]) / "checkpoint_last.pt"
     else:
         share = spec.variants[variant].get("doc_share") if variant else None
         if share is not None:
             ft_docs = share_ft_data(work, data_info, variant, share, threads)
-        train = finetune(spec, work, cfg, seed, cell, cell_dir, threads)
-        ckpt = cell_dir / "checkpoint_last.pt"
-    result = decode_and_score(spec, work, cfg, data_info, ckpt, cell_dir, threads, gen_extra)
+        train = finetune(spec, work, cfg, seed, cell, directory, threads)
+        ckpt = directory / "checkpoint_last.pt"
+    result = decode_and_score(spec, work, cfg, data_info, ckpt, directory, threads, gen_extra)
     out = {"seed": seed, "regime": regime, "positions": positions, "variant": variant, "train": train, **result,
            "plugin": plugin}
     if ft_docs is not None:  # a document-share cell: the documents it fine-tuned on
@@ -68,8 +68,8 @@ def _run_cell(spec, work, cfg, data_info, seed, cell, threads, base_info, cell_d
     if regime != "none" and train["params_total"]:
         out["trainable_share"] = round(train["params_trained"] / train["params_total"], 4)
     for name in ("checkpoint_last.pt", "checkpoint_best.pt"):  # keep the work dir small
-        if (regime == "none" or name == "checkpoint_best.pt") and (cell_dir / name).exists():
-            (cell_dir / name).unlink()
+        if (regime == "none" or name == "checkpoint_best.pt") and (directory / name).exists():
+            (directory / name).unlink()
     write_atomic(meta, json.dumps(out, indent=1) + "\n")
     last = list(result["scores"])[-1]
     groups = " ".join(f"{g} {result['scores'][last][g]['chrf++']:.1f}" for g in spec.groups
@@ -175,7 +175,7 @@ def main(spec, argv=None):
     def collect():
         found = []
         for seed, cell in sorted(jobs):
-            meta = work / f"seed{seed}" / cell_name(cell) / "cell.json"
+            meta = cell_dir(work, seed, cell) / "cell.json"
             if meta.is_file():
                 found.append(json.loads(meta.read_text()))
         return found
@@ -216,7 +216,7 @@ def main(spec, argv=None):
                 log(f"seed {c['seed']} {cell_name(key_of(c))} CTranslate2 check FAILED: {err}")
                 failed.append(f"seed {c['seed']} {cell_name(key_of(c))} (CTranslate2)")
     missing = [f"s{s}:{cell_name(c)}" for s, c in jobs
-               if not (work / f"seed{s}" / cell_name(c) / "cell.json").is_file()]
+               if not (cell_dir(work, s, c) / "cell.json").is_file()]
     if failed:
         log(f"FAILED cells (see their train.log/generate.txt): {', '.join(failed)}")
     if missing:

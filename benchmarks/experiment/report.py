@@ -8,7 +8,7 @@ from pathlib import Path
 from .ct2_check import RESULT as CT2_RESULT
 from .decode import run_on
 from .plots import plot, plot_base, plot_doc_shares
-from .runner import cell_name, key_of, write_atomic
+from .runner import cell_dir, key_of, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES
 
 
@@ -69,7 +69,7 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
     outdir.mkdir(parents=True, exist_ok=True)
     for c in cells:
         c["run_on"] = run_on(work, c, data_info)
-        ct2 = work / f"seed{c['seed']}" / cell_name(key_of(c)) / CT2_RESULT
+        ct2 = cell_dir(work, c["seed"], key_of(c)) / CT2_RESULT
         if ct2.is_file():
             c["ct2"] = json.loads(ct2.read_text())
     splits = list(dict.fromkeys(s["split"] for s in data_info["segments"]))

@@ -138,5 +138,10 @@ def cell_name(cell):
     return "-".join(cell)
 
 
+def cell_dir(work, seed, cell):
+    """A cell's cache directory: its checkpoint, ``generate.txt`` and ``cell.json``."""
+    return work / f"seed{seed}" / cell_name(cell)
+
+
 def key_of(c):
     return (c["regime"], c["positions"]) + ((c["variant"],) if c.get("variant") else ())
