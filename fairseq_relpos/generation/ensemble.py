@@ -41,6 +41,7 @@ class DocumentEnsemble(EnsembleModel):
         super().__init__(models)
         self.beam_size = 1
         self._rows: Optional[int] = None  # rows of the decoder state, set by the last decoder step
+        self.row_constraint = None  # a module whose per-row ``rows`` follow the beam (aligned decoding)
 
     def set_decoder_beam_size(self, beam_size):
         self.beam_size = beam_size
@@ -74,6 +75,10 @@ class DocumentEnsemble(EnsembleModel):
         return torch.logsumexp(torch.stack(log_probs, dim=0), dim=0) - math.log(self.models_size), None
 
     def reorder_encoder_out(self, encoder_outs: Optional[List[Dict[str, List[Tensor]]]], new_order):
+        # the generator calls this once to expand the batch to its beams and at every later step
+        # with the beam's order, so per-row search state is reordered here with the encoder's
+        if self.row_constraint is not None and self.row_constraint.rows is not None:
+            self.row_constraint.rows = self.row_constraint.rows.index_select(0, new_order)
         if encoder_outs and all(_encoder_rows(out) == new_order.numel() for out in encoder_outs):
             block = torch.arange(new_order.numel(), device=new_order.device) // self.beam_size
             if torch.equal(new_order // self.beam_size, block):

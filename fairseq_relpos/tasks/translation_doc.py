@@ -11,19 +11,15 @@ from dataclasses import dataclass
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from .. import generation
+from ..generation import DocumentDecodingConfig, DocumentGenerationTask
 from .over_long_inputs import DocumentBatchingMixin
 
 
 @dataclass
-class TranslationDocConfig(TranslationConfig):
+class TranslationDocConfig(TranslationConfig, DocumentDecodingConfig):
     pass
 
 
 @register_task("translation_doc", dataclass=TranslationDocConfig)
-class TranslationDocTask(DocumentBatchingMixin, TranslationTask):
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
-                        prefix_allowed_tokens_fn=None):
-        """Stock search without fairseq's per-step copies (``fairseq_relpos.generation``)."""
-        seq_gen_cls, extra_gen_cls_kwargs = generation.generator_choice(args, seq_gen_cls, extra_gen_cls_kwargs)
-        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
+class TranslationDocTask(DocumentBatchingMixin, DocumentGenerationTask, TranslationTask):
+    pass

@@ -16,8 +16,9 @@ from typing import Optional
 from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
-from .. import generation, lora
+from .. import lora
 from ..checkpoints import safe_torch_load
+from ..generation import DocumentDecodingConfig, DocumentGenerationTask
 from ..models import lora_transformer
 from .over_long_inputs import DocumentBatchingMixin
 
@@ -25,7 +26,7 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass
-class TranslationLoRAConfig(TranslationConfig):
+class TranslationLoRAConfig(TranslationConfig, DocumentDecodingConfig):
     lora_style: Optional[str] = field(  # a plain str: fairseq's ChoiceEnum values do not pickle into checkpoints
         default=None, metadata={"help": "lora (the default): loralib layers on chosen projections (authors' fork); "
                                         "minlora: parametrizations on every linear weight; "
@@ -47,7 +48,7 @@ class TranslationLoRAConfig(TranslationConfig):
 
 
 @register_task("translation_lora", dataclass=TranslationLoRAConfig)
-class TranslationLoRATask(DocumentBatchingMixin, TranslationTask):
+class TranslationLoRATask(DocumentBatchingMixin, DocumentGenerationTask, TranslationTask):
     cfg: TranslationLoRAConfig
 
     def build_model(self, cfg, from_checkpoint=False):
@@ -63,12 +64,6 @@ class TranslationLoRATask(DocumentBatchingMixin, TranslationTask):
         lora_transformer.mark(cfg, model)
         logger.info(lora.summary(model))
         return model
-
-    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
-                        prefix_allowed_tokens_fn=None):
-        """Stock search without fairseq's per-step copies (``fairseq_relpos.generation``)."""
-        seq_gen_cls, extra_gen_cls_kwargs = generation.generator_choice(args, seq_gen_cls, extra_gen_cls_kwargs)
-        return super().build_generator(models, args, seq_gen_cls, extra_gen_cls_kwargs, prefix_allowed_tokens_fn)
 
     def _read_adapters(self):
         if not self.cfg.lora_adapters:
