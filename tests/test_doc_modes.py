@@ -217,3 +217,60 @@ def test_generation_options_that_do_not_fit_a_mode_are_refused(dicts):
         task.build_generator([model], GenerationConfig(beam=2, prefix_size=1))
     with pytest.raises(ValueError, match="--print-alignment works with --doc-decoding whole"):
         task.build_generator([model], GenerationConfig(beam=2, print_alignment="hard"))
+
+
+# ---- through stock fairseq-generate and fairseq-interactive --------------------------------------
+
+
+@pytest.fixture(scope="module")
+def separator_data(tmp_path_factory):
+    """Documents of 1-5 reversal sentences joined by <s> on both sides, a tiny RoPE model on them."""
+    import random
+
+    from fairseq_helpers import fairseq_train, preprocess
+
+    root = tmp_path_factory.mktemp("sep")
+    rng = random.Random(3)
+    words = [f"w{i}" for i in range(12)]
+    for split, n in (("train", 300), ("valid", 20), ("test", 12)):
+        with open(root / f"{split}.src", "w") as src, open(root / f"{split}.tgt", "w") as tgt:
+            for _ in range(n):
+                sents = [[rng.choice(words) for _ in range(rng.randint(2, 6))] for _ in range(rng.randint(1, 5))]
+                src.write(f" {SEP} ".join(" ".join(s) for s in sents) + "\n")
+                tgt.write(f" {SEP} ".join(" ".join(w.upper() for w in reversed(s)) for s in sents) + "\n")
+    data = preprocess(root, root / "bin", extra=["--joined-dictionary"])
+    fairseq_train(data, root / "model", "transformer_rope", "--share-all-embeddings", updates=30)
+    return root, data, root / "model" / "checkpoint_last.pt"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["aligned", "window", "split"])
+def test_fairseq_generate_prints_separators_and_counts_hold(separator_data, mode):
+    from fairseq_helpers import PLUGIN, hypotheses, run
+
+    root, data, ckpt = separator_data
+    out = run("generate", data, "--user-dir", PLUGIN, "--task", "translation_doc", "--path", ckpt,
+              "--gen-subset", "test", "--beam", "3", "--nbest", "2", "--doc-separator", SEP,
+              "--doc-decoding", mode, "--doc-window", "2", env={"OMP_NUM_THREADS": "1"}).stdout
+    sources = [line.rstrip("\n") for line in open(root / "test.src")]
+    hyps = hypotheses(out)
+    assert len(hyps) == len(sources)
+    for i, source in enumerate(sources):
+        assert hyps[i][1].count(SEP) == source.count(SEP)
+        assert all(part.strip() for part in hyps[i][1].split(SEP))
+    printed = {int(line[2:].split("\t")[0]): line.split("\t")[1] for line in out.splitlines() if line.startswith("S-")}
+    assert sorted(printed) == list(range(len(sources)))
+    assert all(printed[i].count(SEP) == source.count(SEP) for i, source in enumerate(sources))
+
+
+@pytest.mark.slow
+def test_fairseq_interactive_decodes_aligned(separator_data):
+    from fairseq_helpers import PLUGIN, run
+
+    root, data, ckpt = separator_data
+    lines = [f"w1 w2 {SEP} w3 w4 w5 {SEP} w6", "w7 w8", f"{SEP} w1 {SEP}"]
+    out = run("interactive", data, "--user-dir", PLUGIN, "--task", "translation_doc", "--path", ckpt,
+              "--beam", "2", "--doc-separator", SEP, "--doc-decoding", "aligned",
+              stdin="\n".join(lines) + "\n", env={"OMP_NUM_THREADS": "1"}).stdout
+    hyps = [line.split("\t")[2] for line in out.splitlines() if line.startswith("H-")]
+    assert [h.count(SEP) for h in hyps] == [2, 0, 0]

@@ -19,6 +19,9 @@ def add_arguments(parser):
                              "only have sentences, to test length transfer (default: the first two)")
     parser.add_argument("--train-sentences", type=int, default=2000, metavar="N",
                         help="training sentences per language (default 2000)")
+    parser.add_argument("--doc-separator", metavar="SYM",
+                        help="write this symbol between the sentences of the test documents, on both "
+                             "sides (e.g. '<s>', for --doc-decoding); default: a space only")
     parser.add_argument("--sentencepiece", type=int, metavar="VOCAB",
                         help="also train a joint SentencePiece model of about VOCAB pieces and write "
                              "every split encoded with it under OUTDIR/spm/ (tags kept in front)")
@@ -29,6 +32,6 @@ def main(args):
         raise ValueError("--sentencepiece needs a vocabulary size of at least 10")
     check_folder(args.outdir)
     corpus = write_toy_corpus(args.outdir, seed=args.seed, targets=args.targets,
-                              doc_targets=args.doc_targets, train_sentences=args.train_sentences)
-    spm = train_sentencepiece(corpus, args.sentencepiece) if args.sentencepiece is not None else None
+                              doc_targets=args.doc_targets, train_sentences=args.train_sentences, separator=args.doc_separator)
+    spm = train_sentencepiece(corpus, args.sentencepiece, separator=args.doc_separator) if args.sentencepiece is not None else None
     corpus.print_summary("document id of each train-docs line", spm)

@@ -166,9 +166,14 @@ def sentence_pairs(rng, language, count):
 
 
 def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], train_sentences=2000,
-                     valid_sentences=50, test_sentences=100, train_documents=150, test_documents=16):
+                     valid_sentences=50, test_sentences=100, train_documents=150, test_documents=16,
+                     separator=None):
     """Write the corpus under ``outdir`` (created; existing toy files are overwritten) and return
-    its :class:`ToyCorpus`. Counts are per target language."""
+    its :class:`ToyCorpus`. Counts are per target language. ``separator``: a symbol written
+    between the sentences of the test documents on both sides (default: a space only)."""
+    if separator is not None and (len(separator.split()) != 1 or separator != separator.strip()):
+        raise ValueError(f"the document separator must be one symbol without spaces, not {separator!r}")
+    join = " " if separator is None else f" {separator} "
     unknown = [t for t in targets if t not in GRAMMARS]
     if unknown or not targets:
         raise ValueError(f"unknown or no target languages {unknown or targets}; choose from {list(GRAMMARS)}")
@@ -214,12 +219,37 @@ def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], t
         for tag, language in languages.items():
             for document in documents:
                 pairs = translate(document, language)
-                rows.append(((SOURCE, tag), " ".join(s for s, _ in pairs), join_target([t for _, t in pairs])))
+                rows.append(((SOURCE, tag), join.join(s for s, _ in pairs), join_target([t for _, t in pairs], join)))
         splits[f"test-doc{n}"] = write_pairs(root, f"test-doc{n}", rows)
 
     corpus = ToyCorpus(root, seed, tuple(targets), tuple(doc_targets), splits)
     write_manifest(corpus)
     return corpus
+
+
+def pronoun_forms(tag):
+    """The two words by which language ``tag`` translates ``it`` (noun class 0, class 1)."""
+    lexicon = Language(tag).lexicon
+    return lexicon[f"{PRONOUN}0"], lexicon[f"{PRONOUN}1"]
+
+
+def pronoun_accuracy(tags, hypotheses, references, separator):
+    """``(right, total)``: the context pronouns of the references (the translations of ``it``,
+    whose form only the previous sentence tells) that the hypotheses translate right. Sentence by
+    sentence where a hypothesis has its reference's number of sentences (split at ``separator``);
+    otherwise the document's forms are counted as bags (each form right at most as often as the
+    reference uses it). ``tags``: each document's target language."""
+    right = total = 0
+    for tag, hyp, ref in zip(tags, hypotheses, references):
+        forms = pronoun_forms(tag)
+        hyp_sents, ref_sents = ([s.split() for s in text.split(separator)] for text in (hyp, ref))
+        if len(hyp_sents) != len(ref_sents):
+            hyp_sents, ref_sents = [sum(hyp_sents, [])], [sum(ref_sents, [])]
+        for h, r in zip(hyp_sents, ref_sents):
+            for form in forms:
+                total += r.count(form)
+                right += min(r.count(form), h.count(form))
+    return right, total
 
 
 def write_manifest(corpus):

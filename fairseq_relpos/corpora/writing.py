@@ -58,12 +58,13 @@ def token_lengths(path):
     return {"max": max(lengths), "mean": round(sum(lengths) / len(lengths), 1)}
 
 
-def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=False):
+def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=False, separator=None):
     """A joint SentencePiece model (``spm{vocab_size}.model``) on the untagged training text, and
     every split encoded with it under ``spm/`` with the tags kept in front, as IndicTrans2 does.
     ``unique`` trains on each distinct line once (a source repeated for every target language
     would otherwise outweigh the targets); ``normalization="nfkc"`` keeps zero-width (non-)joiners,
-    which ``nmt_nfkc`` partly removes. Returns the model's path."""
+    which ``nmt_nfkc`` partly removes. A document ``separator`` symbol is kept whole (the text
+    between separators is encoded). Returns the model's path."""
     import sentencepiece as spm
 
     def untagged():
@@ -91,6 +92,8 @@ def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=Fal
                 lines = []
                 for line in f:
                     tags, text = split_tags(line.strip())
-                    lines.append(join_source(tags, model.encode(text, out_type=str)))
+                    parts = [text] if separator is None else text.split(f" {separator} ")
+                    pieces = f" {separator} ".join(" ".join(model.encode(p, out_type=str)) for p in parts)
+                    lines.append(join_source(tags, pieces.split()))
             write_lines(corpus.root / "spm" / path.name, lines)
     return prefix.with_suffix(".model")
