@@ -4,8 +4,13 @@
 #      on sentences only;
 #   2. switch it to RoPE with minLoRA adapters, fine-tuning on sentences plus a few documents
 #      in two of the four toy languages;
-#   3. decode documents far longer than anything the base saw, with stock fairseq-generate;
-#   4. print ChrF++ by document length for the base and the switched model.
+#   3. decode documents far longer than anything the base saw, with stock fairseq-generate, in
+#      every --doc-decoding mode: split (each sentence alone, joined: what users do today),
+#      whole, aligned and window;
+#   4. print, by document length, sentence-aligned ChrF++ and the share of context pronouns
+#      translated right, for the base and the switched model.
+# Sentences are joined by the separator <s> on both sides (fairseq's own begin symbol, in every
+# dictionary), so that the sentence-aware modes know where sentences end.
 # Usage: bash examples/quickstart.sh [WORKDIR]   (default work/quickstart; re-running reuses it)
 # Environment: BASE_UPDATES, SWITCH_UPDATES (training length), DOCS (document test sets to decode).
 set -Eeuo pipefail
@@ -21,12 +26,14 @@ LOG="$W/log"
 PLUGIN=$(fairseq-relpos user-dir 2>> "$LOG")  # --user-dir from any folder
 trap 'echo "quickstart failed; the last lines of $LOG:" >&2; tail -n 20 "$LOG" >&2' ERR
 DOCS=${DOCS:-"test-doc2 test-doc4 test-doc8 test-doc16 test-doc32"}
+MODES=${MODES:-"split whole aligned window"}
+SEP='<s>'
 
 echo "== 1. toy corpus and pseudo-documents"
-fairseq-relpos toy-corpus "$W/corpus" 2>> "$LOG"
-# documents for the two "document languages" only, of 30 to 120 tokens
+fairseq-relpos toy-corpus "$W/corpus" --doc-separator "$SEP" 2>> "$LOG"
+# documents for the two "document languages" only, of 30 to 120 tokens, sentences joined by <s>
 fairseq-relpos make-docs "$W/corpus/train-docs" "$W/corpus/docs" --ids "$W/corpus/train-docs.ids" \
-    --budget 120 --min-budget 30 --force 2>> "$LOG"
+    --budget 120 --min-budget 30 --separator " $SEP " --force 2>> "$LOG"
 cat "$W/corpus/train.src" "$W/corpus/docs.src" > "$W/corpus/switch.src"
 cat "$W/corpus/train.tgt" "$W/corpus/docs.tgt" > "$W/corpus/switch.tgt"
 rm -rf "$W/bin" "$W/bin-switch"  # derived from the corpus, which is the same on every run
@@ -58,30 +65,45 @@ echo "== 3. switch to RoPE with minLoRA, sentences + documents ($SWITCH_UPDATES 
     "${COMMON[@]}" --lr 0.003 --max-update "$SWITCH_UPDATES" --save-dir "$W/rope" 2>> "$LOG" \
     | { grep -E "trainable|\| (train|valid) \|" || true; }
 
-echo "== 4. decode documents (up to ~390 tokens; the base saw at most 20) and score"
+echo "== 4. decode documents (up to ~390 tokens; the base saw at most 20) in each mode, and score"
 # The sinusoidal base saved a 256-token limit; --model-overrides lifts it (its sinusoids extend
 # to any length). Relative models take the limit from the command line anyway.
-decode() {  # MODEL SUBSET OUT
+decode() {  # MODEL SUBSET MODE OUT
     fairseq-generate "$W/bin" --user-dir "$PLUGIN" --task translation_doc --path "$1" --gen-subset "$2" \
+        --doc-separator "$SEP" --doc-decoding "$3" \
         --beam 4 --batch-size 16 --max-len-a 1.2 --max-len-b 10 \
         --max-source-positions 1024 --max-target-positions 1024 \
-        --model-overrides "{'max_source_positions': 1024, 'max_target_positions': 1024}" > "$3" 2> "$3.log"
+        --model-overrides "{'max_source_positions': 1024, 'max_target_positions': 1024}" > "$4" 2> "$4.log"
 }
 i=0
 for subset in test $DOCS; do
     split=$([ $i -eq 0 ] && echo test || echo "test$i")
     for model in base rope; do
-        decode "$W/$model/checkpoint_last.pt" "$split" "$W/$model.$subset.out"
-        fairseq-relpos evaluate --generate "$W/$model.$subset.out" --log "$W/$model.$subset.out.log" \
-            --json "$W/$model.$subset.json" --force >> "$LOG" 2>&1
+        for mode in $([ $i -eq 0 ] && echo whole || echo $MODES); do
+            out="$W/$model.$subset.$mode.out"
+            decode "$W/$model/checkpoint_last.pt" "$split" "$mode" "$out"
+            fairseq-relpos evaluate --generate "$out" --log "$out.log" --doc-separator "$SEP" \
+                --json "${out%.out}.json" --force >> "$LOG" 2>&1
+        done
     done
     i=$((i + 1))
 done
-python - "$W" $DOCS <<'PY'
+python - "$W" "$SEP" "$MODES" $DOCS <<'PY'
 import json, sys
-work, docs = sys.argv[1], ["test"] + sys.argv[2:]
-print(f"{'test set':<12}{'sinusoidal base':>17}{'RoPE + minLoRA':>16}   ChrF++")
-for subset in docs:
-    scores = [json.load(open(f"{work}/{m}.{subset}.json"))["overall"]["chrf++"] for m in ("base", "rope")]
-    print(f"{subset:<12}{scores[0]:>17.1f}{scores[1]:>16.1f}")
+from fairseq_relpos.corpora.toy import pronoun_accuracy
+from fairseq_relpos.documents.tags import split_tags
+from fairseq_relpos.scoring import read_generate
+work, sep, modes, docs = sys.argv[1], sys.argv[2], sys.argv[3].split(), sys.argv[4:]
+
+def cell(model, subset, mode):
+    chrf = json.load(open(f"{work}/{model}.{subset}.{mode}.json"))["aligned"]["chrf++"]
+    sources, hyps, refs = read_generate(f"{work}/{model}.{subset}.{mode}.out")
+    right, total = pronoun_accuracy([split_tags(s)[0][1] for s in sources], hyps, refs, sep)
+    return f"{chrf:5.1f} {right / total:4.0%}" if total else f"{chrf:5.1f}    -"
+
+print("sentence-aligned ChrF++ and context pronouns translated right, by mode")
+for model, name in (("base", "sinusoidal base"), ("rope", "RoPE + minLoRA")):
+    print(f"{name:<12}" + "".join(f"{m:>12}" for m in modes))
+    for subset in docs:
+        print(f"{subset:<12}" + "".join(f"{cell(model, subset, m):>12}" for m in modes))
 PY
