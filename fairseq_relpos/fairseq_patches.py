@@ -100,7 +100,8 @@ def copy_atomically(copy):
     beside the destination and renamed over it. fairseq saves each checkpoint once (atomically)
     and then copies it to ``checkpoint_best.pt`` and ``checkpoint_last.pt`` with this copy, in
     place: a kill during it left a torn ``checkpoint_last.pt`` that no run could resume from.
-    With the rename, the destination is the old file or the new one, whole. Remote paths
+    With the rename, the destination is the old file or the new one, whole, with the mode of any
+    new file (as ``checkpoint_N.pt``), not the scratch file's private one. Remote paths
     (an iopath handler, ``scheme://``) are left to fairseq as they are."""
     if getattr(copy, "_copies_atomically", False):
         return copy
@@ -113,6 +114,7 @@ def copy_atomically(copy):
         tmp, lock = scratch.scratch_file(dst_path)
         try:
             copy(src_path, tmp, True)
+            os.chmod(tmp, 0o666 & ~scratch.umask())  # fairseq's own checkpoint_N.pt's mode, not mkstemp's 0600
             os.replace(tmp, dst_path)
         except BaseException:
             scratch.remove(tmp)
