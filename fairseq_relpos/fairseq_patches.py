@@ -2,12 +2,13 @@
 imports the plugin (``--user-dir``). Each exists because stock fairseq main, on today's torch,
 refuses what is safe or loses data; installing twice changes nothing.
 """
+import difflib
 import functools
 import inspect
 import os
 
 import numpy as np
-from fairseq import checkpoint_utils
+from fairseq import checkpoint_utils, models
 from fairseq.data import data_utils, indexed_dataset
 from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
@@ -127,6 +128,38 @@ def copy_atomically(copy):
     return atomic_copy
 
 
+class UnknownArchitectureError(ValueError):
+    """A checkpoint of an architecture that neither fairseq nor the --user-dir plugin registered."""
+
+
+def refuse_unknown_architecture(function):
+    """Wrap a fairseq function whose first argument is a checkpoint's model options so that an
+    architecture nobody registered is an UnknownArchitectureError that names it, what this plugin
+    registers and the registered names closest to it. fairseq ends in a traceback instead:
+    ``models.build_model`` (options in ``cfg``) in an IndexError from a format string of its own
+    message, and the conversion of an old checkpoint's ``args`` on load (fairseq < 0.10) in a
+    KeyError."""
+    if getattr(function, "_refuses_unknown_architecture", False):
+        return function
+
+    @functools.wraps(function)
+    def checked(options, *args, **kwargs):
+        arch = getattr(options, "_name", None) or getattr(options, "arch", None)
+        if isinstance(arch, str) and arch not in models.ARCH_MODEL_REGISTRY:
+            ours = sorted(name for name, set_defaults in models.ARCH_CONFIG_REGISTRY.items()
+                          if set_defaults.__module__.startswith(f"{__package__}."))
+            near = difflib.get_close_matches(arch, models.ARCH_MODEL_REGISTRY, n=3)
+            raise UnknownArchitectureError(
+                f"the checkpoint's architecture {arch!r} is not registered, so fairseq cannot build its model: "
+                f"fairseq registers its own and the one --user-dir plugin it loads registers more (this one: "
+                f"{', '.join(ours)}); a checkpoint of another plugin's architecture needs that plugin's "
+                f"--user-dir" + (f" (registered names closest to it: {', '.join(near)})" if near else ""))
+        return function(options, *args, **kwargs)
+
+    checked._refuses_unknown_architecture = True
+    return checked
+
+
 def install():
     # torch >= 2.6 unpickles with weights_only=True and fairseq does not say otherwise, so it
     # refuses every fairseq checkpoint (argparse.Namespace; numpy metrics of --eval-bleu runs):
@@ -150,3 +183,8 @@ def install():
     # fairseq copies each saved checkpoint to checkpoint_last.pt (and _best) in place: a kill
     # mid-copy tore the one file a run resumes from. Copy, then rename.
     PathManager.copy = staticmethod(copy_atomically(PathManager.copy))
+    # A checkpoint of an architecture nobody registered ended in fairseq's IndexError (a cfg) or
+    # KeyError (an old checkpoint's args): name the architecture and what registers which.
+    models.build_model = refuse_unknown_architecture(models.build_model)
+    checkpoint_utils.convert_namespace_to_omegaconf = refuse_unknown_architecture(
+        checkpoint_utils.convert_namespace_to_omegaconf)

@@ -3,7 +3,7 @@ import importlib
 import os
 import stat
 
-from fairseq import checkpoint_utils
+from fairseq import checkpoint_utils, models
 from fairseq.data import data_utils
 from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
@@ -13,7 +13,8 @@ import fairseq_relpos.plugin
 from fairseq_relpos import fairseq_patches as adaptations
 
 PATCHED = [(checkpoint_utils, "load_checkpoint_to_cpu"), (data_utils, "batch_by_size"),
-           (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator"), (PathManager, "copy")]
+           (data_utils, "load_indexed_dataset"), (FairseqTask, "get_batch_iterator"), (PathManager, "copy"),
+           (models, "build_model"), (checkpoint_utils, "convert_namespace_to_omegaconf")]
 # wrappers each has: fairseq's checkpoint loader names refused files and reads the fork's checkpoints
 LAYERS = {"load_checkpoint_to_cpu": 2}
 
