@@ -1,6 +1,16 @@
-"""Every change the plugin makes to fairseq at run time, in one place, installed when fairseq
-imports the plugin (``--user-dir``). Each exists because stock fairseq main, on today's torch,
-refuses what is safe or loses data; installing twice changes nothing.
+"""The plugin's changes to fairseq's own functions, made at run time when fairseq imports the
+plugin (``--user-dir``): :func:`install` lists every one with its reason. Each exists because
+stock fairseq main, on today's torch, refuses what is safe, loses data or fails unclearly;
+installing twice changes nothing.
+
+Three of the wrappers it installs are written beside what they know: the weights-only reading of
+checkpoints (``checkpoints.allow_fairseq_checkpoints`` and ``checkpoints.name_refused_file``) and
+the reading of the authors' fork's checkpoints (``fork.translate_on_load``). Changes made only to
+the fairseq modules inside the plugin's own models are not here, as they change nothing global:
+the relative architectures take over fairseq's self-attention modules
+(``modules/relative_attention.py``) and encoder layers (``modules/unfused_layer.py``, which turns
+off fairseq 0.12.2's fused fast path), and LoRA sends the attention it adapts through its
+projection modules (``lora/loralib_layers.route_attention_through_modules``).
 """
 import difflib
 import functools
