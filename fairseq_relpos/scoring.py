@@ -70,6 +70,20 @@ def inputs_read(path):
     return counts.pop() if counts else None
 
 
+# how a run's log says it skipped inputs longer than max positions: this plugin's tasks
+# (tasks/over_long_inputs.py), then fairseq's own (FairseqTask, data_utils)
+_SKIPPED = re.compile(r"skipping ([\d,]+) input\(s\) longer than max positions"
+                      r"|([\d,]+) samples have invalid sizes and will be skipped")
+
+
+def inputs_skipped(path):
+    """How many inputs fairseq-generate skipped as longer than max positions
+    (``--skip-invalid-size-inputs-valid-test``), from its log; 0 when it says of none."""
+    counts = [int((found.group(1) or found.group(2)).replace(",", ""))
+              for found in map(_SKIPPED.search, read_lines(path)) if found]
+    return max(counts, default=0)
+
+
 def length_bucket(tokens):
     """Power-of-two buckets of reference length in whitespace tokens: <=16, 17-32, 33-64, ..."""
     high = 16

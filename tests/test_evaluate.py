@@ -1,14 +1,17 @@
 """evaluate: the numbers are sacrebleu's own ChrF++; fairseq-generate output is read whole or refused."""
 import json
+import logging
 import random
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import pytest
 from sacrebleu.metrics import CHRF
 
 from fairseq_relpos.cli import main as cli
-from fairseq_relpos.scoring import evaluate, inputs_read, length_bucket, read_generate
+from fairseq_relpos.scoring import evaluate, inputs_read, inputs_skipped, length_bucket, read_generate
+from fairseq_relpos.tasks import over_long_inputs
 
 
 def sample(n=40, seed=0):
@@ -123,6 +126,62 @@ def test_lost_segments_are_errors(tmp_path, capsys):
         evaluate(hyps[:-1], refs)
     assert cli.main(["evaluate", "--hyp", str(ref)]) == 2
     assert cli.main(["evaluate", "--hyp", str(ref), "--ref", str(tmp_path / "missing")]) == 2
+
+
+class _Split:
+    """What DocumentBatchingMixin reads of a dataset: sizes, and fairseq's filter by size."""
+
+    def __init__(self, sizes):
+        self.sizes = sizes
+
+    def size(self, i):
+        return self.sizes[i]
+
+    def filter_indices_by_size(self, indices, max_positions):
+        return ([i for i in indices if self.sizes[i] <= max_positions],
+                [i for i in indices if self.sizes[i] > max_positions])
+
+
+def plugin_skip_line(caplog, sizes, max_positions):
+    """The warning translation_doc logs when it skips, in fairseq's log format."""
+    task = SimpleNamespace(cfg=SimpleNamespace(train_subset="train"), datasets={})
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger=over_long_inputs.__name__):
+        over_long_inputs.DocumentBatchingMixin.filter_indices_by_size(
+            task, list(range(len(sizes))), _Split(sizes), max_positions, ignore_invalid_inputs=True)
+    (record,) = caplog.records
+    return f"2026-01-01 00:00:00 | WARNING | {record.name} | {record.getMessage()}"
+
+
+def stock_skip_line(count):
+    """fairseq's own (FairseqTask.filter_indices_by_size), as --task translation logs it."""
+    return (f"2026-01-01 00:00:00 | WARNING | fairseq.tasks.fairseq_task | {count:,} samples have invalid sizes "
+            f"and will be skipped, max_positions=(30, 30), first few sample ids=[38, 39]")
+
+
+@pytest.mark.parametrize("task", ["translation_doc", "translation"])
+def test_inputs_skipped_as_too_long_are_named_as_the_cause(tmp_path, capsys, caplog, task):
+    """--skip-invalid-size-inputs-valid-test skipping the last ids leaves no trace in the output:
+    the log says why they are missing, and evaluate says so instead of "a run cut short"."""
+    srcs, hyps, refs = sample()
+    n = len(refs)
+    skip = plugin_skip_line(caplog, [10] * (n - 2) + [40, 50], 30) if task == "translation_doc" else stock_skip_line(2)
+    assert inputs_skipped(write(tmp_path / "skip.log", [skip])) == 2
+    out = write(tmp_path / "gen.out", generate_output(srcs, hyps, refs, range(n), drop={n - 2, n - 1}))
+    log = write(tmp_path / "gen.log", generate_log(n) + [skip])
+    assert cli.main(["evaluate", "--generate", str(out), "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "the last 2 are missing (the log says 2 input(s) were skipped as longer than max positions" in err
+    assert "cut short" not in err
+    # one skipped, one more lost: both causes
+    out = write(tmp_path / "gen.out", generate_output(srcs, hyps, refs, range(n), drop={n - 3, n - 2, n - 1}))
+    assert cli.main(["evaluate", "--generate", str(out), "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "the last 3 are missing (the log says 2 input(s)" in err and "the other 1: a run cut short" in err
+    log = write(tmp_path / "plain.log", generate_log(n))
+    assert inputs_skipped(log) == 0
+    assert cli.main(["evaluate", "--generate", str(out), "--log", str(log)]) == 2
+    assert "the last 3 are missing (a run cut short" in capsys.readouterr().err
 
 
 def test_the_log_counts_the_inputs_of_one_run(tmp_path):

@@ -8,7 +8,7 @@ stderr: --log, or in FILE itself), so one of them is required.
 """
 import json
 
-from ..scoring import evaluate, inputs_read, read_generate, read_lines, table
+from ..scoring import evaluate, inputs_read, inputs_skipped, read_generate, read_lines, table
 from ..safe_io import check_output
 from ..scratch import write_atomically
 
@@ -64,8 +64,16 @@ def _check_inputs_read(args, segments):
                              f"examples' line), so lost last segments would go unnoticed: give --ref "
                              f"REFERENCES, or --log with fairseq-generate's stderr")
         return
-    if segments != read:
+    if segments > read:
         raise ValueError(f"{args.generate} has output for {segments} inputs, but fairseq-generate read "
-                         f"{read} ({log}): " + (f"the last {read - segments} are missing (a run cut "
-                                                f"short, or a file cut or filtered)" if segments < read
-                                                else "the log is not this output's"))
+                         f"{read} ({log}): the log is not this output's")
+    if segments < read:
+        missing, skipped = read - segments, inputs_skipped(log)
+        cut = "a run cut short, or a file cut or filtered"
+        why = cut if not skipped else (
+            f"the log says {skipped} input(s) were skipped as longer than max positions "
+            f"(--skip-invalid-size-inputs-valid-test), and a skipped input has no output to score: raise "
+            f"--max-source-positions/--max-target-positions to decode them"
+            + ("" if skipped >= missing else f"; the other {missing - skipped}: {cut}"))
+        raise ValueError(f"{args.generate} has output for {segments} inputs, but fairseq-generate read "
+                         f"{read} ({log}): the last {missing} are missing ({why})")
