@@ -150,4 +150,7 @@ def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
     assert "**Through CTranslate2**" in (work / "results.md").read_text()
     for c in results["cells"]:
         assert all(0 <= s["all"]["chrf++"] <= 100 for s in c["scores"].values())
+        assert c["signature"].endswith("nfkc:yes")  # documents also scored sentence by sentence
+        assert all(0 <= s["all"]["aligned_chrf++"] <= 100 for name, s in c["scores"].items() if name != "sent")
+    assert set(results["data"]["floors"]) == set(cells["full", "rope", None]["scores"]) - {"sent"}
     assert (work / "results.md").read_text().startswith("toy corpus")
