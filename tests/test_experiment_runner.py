@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.experiment.decode import run_on
+from benchmarks.experiment.data import reference_floors, write_sentence_documents
+from benchmarks.experiment.decode import ci95_vs_split, run_on, score_segments
 from benchmarks.experiment import train
 from benchmarks.experiment.grid import base_cap, jobs_in_order
 from benchmarks.experiment.settings import Corpus
@@ -42,6 +43,43 @@ def test_run_on_counts_capped_and_looping_hypotheses(tmp_path):
     repeats = 21 - 3 - 4  # the loop "p q r s": 18 4-grams, 4 distinct
     assert out["repeated_4grams"] == round(repeats / sum(grams), 3)
     assert out["repeated_4grams_ref"] == 0
+
+
+def test_document_test_sets_are_also_scored_sentence_by_sentence(tmp_path):
+    """score_segments adds aligned ChrF++ to the document test sets (outputs without separators
+    cut again against the reference sentences), NFKC on both sides; ci95_vs_split is the paired
+    interval of aligned ChrF++ against the split mode's outputs; the floors come per test set."""
+    from sacrebleu.metrics import CHRF
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    ref_docs = [["ka\u09dc kha .", "ga gha ."], ["x y z .", "u v ."], ["one ."], ["two ."],
+                ["a b c .", "d e f .", "g h ."], ["p q .", "r s t ."]]
+    segments = [{"split": "doc", "lang": "ben_Beng"}, {"split": "doc", "lang": "spa_Latn"},
+                {"split": "sent", "lang": "ben_Beng"}, {"split": "sent", "lang": "spa_Latn"},
+                {"split": "doc", "lang": "spa_Latn"}, {"split": "doc", "lang": "ben_Beng"}]
+    (raw / "eval.ref").write_text("".join(" ".join(d) + "\n" for d in ref_docs))
+    write_sentence_documents(raw / "eval.ref-sentences", raw / "eval.lines", ref_docs)
+    info = {"segments": segments, "ref_file": "eval.ref", "ref_sentences": ["eval.ref-sentences", "eval.lines"],
+            "languages": ["ben_Beng", "spa_Latn"], "groups": {"ben_Beng": "related", "spa_Latn": "seen"},
+            "doc_languages": ["spa_Latn"]}
+    nfkc = "ka\u09a1\u09bc kha ."  # what SentencePiece's NFKC makes of the reference's U+09DC
+    hyps = [f"{nfkc} ga gha .", "x y z . u w .", "one .", "two .", "a b c . d e f . g h .", "p q . r s t ."]
+    scores, signatures = score_segments(tmp_path, info, hyps, "test")
+    assert signatures["chrf++"].endswith("nfkc:yes")
+    doc = scores["doc"]
+    assert doc["ben_Beng"]["aligned_chrf++"] == 100 and doc["ben_Beng"]["chrf++"] == 100  # NFKC on both sides
+    assert doc["all"]["resegmented"] == 4 and "aligned_chrf++" not in scores["sent"]["all"]
+    sentences = [nfkc, "ga gha .", "x y z .", "u w .", "a b c .", "d e f .", "g h .", "p q .", "r s t ."]
+    refs = [s.replace("\u09dc", "\u09a1\u09bc") for d in (0, 1, 4, 5) for s in ref_docs[d]]
+    assert doc["all"]["aligned_chrf++"] == round(CHRF(word_order=2).corpus_score(sentences, [refs]).score, 2)
+    split_hyps = [h.replace(" .", " . <s>", 1) for h in hyps]  # with separators: the same sentences
+    assert ci95_vs_split(tmp_path, info, hyps, split_hyps, split="doc", separator="<s>") == [0.0, 0.0]
+    worse = ["ka", "x", "one .", "two .", "a", "p"]
+    low, high = ci95_vs_split(tmp_path, info, hyps, worse, split="doc")
+    assert 0 < low <= high
+    floors = reference_floors(segments, ref_docs)
+    assert set(floors) == {"doc"} and set(floors["doc"]) == {"all", "ben_Beng", "spa_Latn"}
+    assert floors["doc"]["all"]["prefix_0.63"] > floors["doc"]["all"]["prefix_0.15"]
 
 
 def test_jobs_put_headline_cells_first_and_variants_after_full():
@@ -112,4 +150,7 @@ def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
     assert "**Through CTranslate2**" in (work / "results.md").read_text()
     for c in results["cells"]:
         assert all(0 <= s["all"]["chrf++"] <= 100 for s in c["scores"].values())
+        assert c["signature"].endswith("nfkc:yes")  # documents also scored sentence by sentence
+        assert all(0 <= s["all"]["aligned_chrf++"] <= 100 for name, s in c["scores"].items() if name != "sent")
+    assert set(results["data"]["floors"]) == set(cells["full", "rope", None]["scores"]) - {"sent"}
     assert (work / "results.md").read_text().startswith("toy corpus")

@@ -146,6 +146,13 @@ def test_evaluate_json_never_replaces_an_input_and_needs_force(tmp_path, capsys)
                 mentions=[f"refusing to overwrite the input {target}", "write to another file"])
     refused(capsys, "evaluate", "--generate", gen, "--json", gen, "--force", mentions=[gen])
     assert checksums(tmp_path) == before
+    sentences, lines, other = (tmp_path / n for n in ("ref.sentences", "ref.lines", "other"))
+    sentences.write_text("a b c\nd f\n"), lines.write_text("1\n2\n"), other.write_text("a b\nd\n")
+    before = checksums(tmp_path)
+    for target in (sentences, lines, other):  # the document inputs too
+        refused(capsys, "evaluate", "--hyp", hyp, "--ref-sentences", sentences, "--lines", lines, "--baseline", other,
+                "--json", target, "--force", mentions=[f"refusing to overwrite the input {target}"])
+    assert checksums(tmp_path) == before
     out = tmp_path / "scores.json"
     assert cli.main(["evaluate", "--hyp", str(hyp), "--ref", str(ref), "--json", str(out)]) == 0
     first = checksums(out)

