@@ -62,18 +62,18 @@ class RepetitionControls(nn.Module):
         if step == 0 or not self.active():
             return lprobs
         history = tokens[:, 1:step + 1]
-        changed = None
-        if self.penalty != 1.0:
-            changed = self._penalised(history, lprobs)
-        banned = self.banned(history, lprobs.size(1)) if self.ngram_size else None
+        changed = self._penalised(history, lprobs) if self.penalty != 1.0 else None
+        banned = self.banned(history) if self.ngram_size else None
         if banned is not None:
-            changed = (lprobs if changed is None else changed).masked_fill(banned, -math.inf)
+            changed = lprobs.clone() if changed is None else changed
+            changed[banned] = -math.inf
         if changed is None:
             return lprobs
         return _keep_mass(lprobs, changed)
 
-    def banned(self, history, vocab_size):
-        """(rows, V) bool: the tokens that would complete a repeated n-gram, None if none."""
+    def banned(self, history):
+        """(rows, tokens): index pairs of the tokens that would complete a repeated n-gram in
+        their row, None if there are none."""
         n, rows = self.ngram_size, history.size(0)
         recent = history[:, -self.ngram_window:] if self.ngram_window else history
         length = recent.size(1)
@@ -83,22 +83,21 @@ class RepetitionControls(nn.Module):
         match = torch.ones(rows, starts, dtype=torch.bool, device=history.device)
         for k in range(n - 1):  # the n-gram's first n-1 tokens against the last n-1 emitted
             match &= recent[:, k:k + starts] == recent[:, length - n + 1 + k:length - n + 2 + k]
-        if not bool(match.any()):
-            return None
-        last = torch.where(match, recent[:, n - 1:], vocab_size)  # vocab_size: no ban
-        banned = torch.zeros(rows, vocab_size + 1, dtype=torch.bool, device=history.device)
-        banned.scatter_(1, last, True)
-        banned = banned[:, :vocab_size]
         if self.exempt:
-            banned[:, self._exempt(history.device)] = False
-        return banned
+            match &= ~torch.isin(recent[:, n - 1:], self._exempt(history.device))
+        row, start = match.nonzero(as_tuple=True)
+        if row.numel() == 0:
+            return None
+        return row, recent[row, start + n - 1]
 
     def _penalised(self, history, lprobs):
-        emitted = torch.zeros(lprobs.shape, dtype=torch.bool, device=lprobs.device)
-        emitted.scatter_(1, history, True)
+        """Every emitted token's log-probability times the penalty (once however often emitted:
+        a scatter writes the same value for repeated ids)."""
+        penalised = lprobs.scatter(1, history, lprobs.gather(1, history) * self.penalty)
         if self.exempt:
-            emitted[:, self._exempt(lprobs.device)] = False
-        return torch.where(emitted, lprobs * self.penalty, lprobs)
+            exempt = self._exempt(lprobs.device)
+            penalised[:, exempt] = lprobs[:, exempt]
+        return penalised
 
     def _exempt(self, device):
         if device not in self._exempt_ids:
