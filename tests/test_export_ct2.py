@@ -419,6 +419,11 @@ def test_rope_model_decodes_as_fairseq_generate(rope_model, tmp_path):
     out = export(ckpt, data, tmp_path / "ct2")
     assert sorted(os.listdir(out)) == ["README.md", "config.json", "decoding.json", "model.bin",
                                        "source_vocabulary.json", "target_vocabulary.json"]
+    assert ct2_translate.load_decoding(out)["no_repeat_ngram_size"] == 0  # off unless asked for
+    controlled = export(ckpt, data, tmp_path / "controlled", "--repetition-penalty", 1.3, "--no-repeat-ngram-size", 3)
+    recorded = ct2_translate.load_decoding(controlled)
+    assert (recorded["repetition_penalty"], recorded["no_repeat_ngram_size"]) == (1.3, 3)
+    assert "repetition_penalty=1.3, no_repeat_ngram_size=3" in (controlled / "README.md").read_text()
     source_vocab = json.loads((out / "source_vocabulary.json").read_text())
     assert source_vocab[:4] == ["<s>", "<blank>", "</s>", "<unk>"] and "eng_Latn" in source_vocab
     # Trained under fairseq 0.12.2 (another training run, same seed), this model runs 4 of 200
@@ -508,6 +513,10 @@ def test_refusals_write_nothing(rope_model, tmp_path, capsys):
     existing = work / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
+    assert "has no window" in refused(capsys, work, "export", ckpt, work / "out", "--data", data,
+                                      "--no-repeat-ngram-size", 3, "--no-repeat-ngram-window", 50)
+    assert "--repetition-penalty must be a finite number > 0" in refused(capsys, work, "export", ckpt, work / "out",
+                                                                         "--data", data, "--repetition-penalty", -1)
     assert "exists; pass --force" in refused(capsys, work, "export", ckpt, existing, "--data", data)
     assert "not a CTranslate2 export" in refused(capsys, work, "export", ckpt, existing, "--data", data, "--force")
     assert (existing / "keep.txt").read_text() == "mine"  # --force replaces an export, never another folder
@@ -545,3 +554,37 @@ def test_translate_ct2_example_translates_each_document_whole(it2, tmp_path, cap
     first = ["eng_Latn", "hin_Deva", *source.encode(" ".join(blocks[0]), out_type=str)]
     (pieces, _), = ct2_translate.translate_batch(translator(out), [first], ct2_translate.load_decoding(out))
     assert docs[0] == target.decode(pieces)
+
+
+@pytest.mark.slow
+def test_translate_ct2_example_decodes_sentence_by_sentence(it2, tmp_path):
+    """--doc-decoding split and window write one line per input line (a blank line between
+    documents); split's lines are --sentences' lines (each sentence alone); aligned, a window
+    without a separator and a separator the vocabulary lacks are refused with the reason."""
+    it2_dir, raw = it2
+    out = export(it2_dir / "model" / "checkpoint_best.pt", it2_dir / "final_bin", tmp_path / "ct2",
+                 "--source-lang", "SRC", "--target-lang", "TGT")
+    script = Path(__file__).resolve().parents[1] / "examples" / "indictrans2" / "translate_ct2.py"
+    text = (raw / "test.eng_Latn").read_text()
+
+    def run(*options):
+        return subprocess.run([sys.executable, str(script), "--threads", "1", "--batch-size", "1", *options, str(out),
+                               str(it2_dir), "eng_Latn", "hin_Deva"], input=text, capture_output=True, text=True,
+                              env=dict(os.environ, **ONE_THREAD))
+
+    blocks = [b.split("\n") for b in text.strip("\n").split("\n\n")]
+    alone = run("--sentences")
+    split = run("--doc-decoding", "split")
+    window = run("--doc-decoding", "window", "--doc-separator", "</s>", "--doc-window", "2")
+    for proc in (alone, split, window):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    for proc in (split, window):
+        docs = [d.split("\n") for d in proc.stdout.rstrip("\n").split("\n\n")]
+        assert [len(d) for d in docs] == [len(b) for b in blocks] and all(line for d in docs for line in d)
+    assert split.stdout.replace("\n\n", "\n") == alone.stdout.replace("\n\n", "\n")
+    for options, why in ((["--doc-decoding", "aligned"], "aligned cannot be done by CTranslate2"),
+                         (["--doc-decoding", "window"], "--doc-decoding window needs --doc-separator"),
+                         (["--doc-decoding", "window", "--doc-separator", "<nosuch>"],
+                          "'<nosuch>' is not a symbol of")):
+        proc = run(*options)
+        assert proc.returncode == 2 and why in proc.stderr, proc.stderr[-2000:]

@@ -142,6 +142,18 @@ def _search(translator, sources, decoding, beam, max_decoding_length, **options)
         max_decoding_length=max_decoding_length, **options)
 
 
+def check_separator(model_dir, separator):
+    """Refuse a separator that is not one symbol of the export's source and target vocabularies
+    (CTranslate2 would read it as <unk>)."""
+    names = ["shared_vocabulary.json"] if os.path.exists(os.path.join(model_dir, "shared_vocabulary.json")) \
+        else ["source_vocabulary.json", "target_vocabulary.json"]
+    for name in names:
+        with open(os.path.join(model_dir, name), encoding="utf-8") as f:
+            if separator not in json.load(f):
+                raise ValueError(f"--doc-separator {separator!r} is not a symbol of {name} in {model_dir}: give "
+                                 "the symbol the model was fine-tuned with between sentences")
+
+
 def split_sentences(document, separator):
     """(language tags, sentences) of a document's tokens: the two leading IndicTrans2 tags if
     there are (repeated before every sentence or window decoded), and the token lists between
