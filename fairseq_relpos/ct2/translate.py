@@ -13,11 +13,13 @@ CTranslate2's defaults differ from fairseq's in ways that change translations, d
   no empty hypothesis;
 - both divide a hypothesis' log-probability by its length counting ``</s>`` (CTranslate2
   4.8 does so with or without ``return_end_token``; tested), with length penalty 1;
-- fairseq bans ``<pad>`` after its log-softmax; CTranslate2 bans nothing of the kind by itself
-  (an untrained model's output can hold ``<blank>``, its name for ``<pad>``), so every search
-  here suppresses ``<blank>``, which CTranslate2 does before its log-softmax: a hypothesis'
-  score can differ by the log of the probability given to ``<pad>`` (measured up to about 1e-3
-  nats), so two hypotheses that fairseq finds almost equally good may come out in the other order.
+- fairseq bans ``<pad>`` after its log-softmax; CTranslate2 does not ban it (``<blank>`` in its
+  vocabulary) at all, so the log-probabilities of every other token are the same, but a model
+  that puts ``<pad>`` first (an untrained one) can emit ``<blank>`` where fairseq cannot.
+  Suppressing it (``suppress_sequences=[["<blank>"]]``) renormalises before the log-softmax,
+  shifting every score by the log of the probability left to ``<pad>``, which is enough to
+  reorder beams (tried: the LoRA checkpoint's beam-4 outputs in tests/test_export_ct2.py then
+  part from fairseq-generate's beyond the tested near-ties), so it is left to the caller.
 
 ``decoding.json`` in the exported directory records the options chosen at export.
 
@@ -48,7 +50,6 @@ from ..repetition_options import check as check_repetition
 
 DECODING_FILE = "decoding.json"
 DOCUMENT_MODES = ("split", "window")
-PAD = "<blank>"  # fairseq's <pad> in an exported vocabulary
 NO_WINDOW = ("--no-repeat-ngram-window cannot be applied by CTranslate2: its no_repeat_ngram_size bans "
              "repeated n-grams over the whole output and has no window; leave the window out (the "
              "whole-output ban) or decode with fairseq")
@@ -133,7 +134,6 @@ def _search(translator, sources, decoding, beam, max_decoding_length, **options)
     if decoding.get("no_repeat_ngram_window"):
         raise ValueError(NO_WINDOW)
     options.setdefault("min_decoding_length", decoding["min_len"])
-    options["suppress_sequences"] = [[PAD]] + list(options.get("suppress_sequences") or [])
     return translator.translate_batch(
         sources, beam_size=beam or decoding["beam"], length_penalty=decoding["length_penalty"],
         max_input_length=decoding["max_input_length"], return_scores=True,
@@ -242,7 +242,8 @@ def _window_batch(translator, chunk, split, decoding, separator, beam, **options
         cap = min(cap, max_target_positions - 1)
     ends = list(dict.fromkeys([separator, "</s>"]))
     if longest_prefix:
-        options["suppress_sequences"] = [[separator, end] for end in ends]
+        options["suppress_sequences"] = list(options.get("suppress_sequences") or []) + [[separator, end]
+                                                                                         for end in ends]
     results = _search(translator, sources, decoding, beam, cap, target_prefix=prefixes if longest_prefix else None,
                       end_token=ends, return_end_token=True, **options)
     kept = []
