@@ -9,6 +9,7 @@ line left unset from that checkpoint instead. fairseq adds model options with
 import os
 
 from ..checkpoints import read_model_args
+from ..positions import applies
 from .checkpoint_surgery import CheckpointMismatchError
 
 # Options that decide which weights exist and what shape they have, or how a stock layer
@@ -22,7 +23,8 @@ SHAPE_FIELDS = (
     "no_cross_attention", "encoder_layers_to_keep", "decoder_layers_to_keep", "adaptive_input",
     "adaptive_softmax_cutoff", "tie_adaptive_weights",
 )
-# A relative checkpoint fine-tuned further keeps its own position settings.
+# A relative checkpoint fine-tuned further keeps its own position settings (those of its own
+# scheme only: a RoPE theta does not follow a checkpoint fine-tuned to ALiBi).
 RELATIVE_FIELDS = ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
                    "rope_scaling_factor", "alibi_encoder")
 DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
@@ -37,7 +39,9 @@ def starting_checkpoint(args):
     return path
 
 
-def inherit_shape_from_checkpoint(args):
+def inherit_shape_from_checkpoint(args, positions=None):
+    """Fill the unset shape options of ``args`` from the starting checkpoint, and its position
+    options when it has the same relative ``positions`` as the model being built."""
     # The arch function also runs when fairseq builds a model from a saved or already-built
     # config (fairseq-generate, fairseq-train's second pass); those carry ``_name`` and are
     # complete, and the checkpoint they name may have moved since.
@@ -54,6 +58,8 @@ def inherit_shape_from_checkpoint(args):
         raise CheckpointMismatchError(
             f"{path} has learned positional embeddings; they are weights that a relative-position "
             "model cannot use. Only sinusoidal (or relative) checkpoints can be switched.")
-    for field in SHAPE_FIELDS + RELATIVE_FIELDS:
+    same_scheme = positions is not None and source.get("relative_positions") == positions
+    fields = SHAPE_FIELDS + tuple(f for f in RELATIVE_FIELDS if same_scheme and applies(f, positions))
+    for field in fields:
         if not hasattr(args, field) and field in source and source[field] is not None:
             setattr(args, field, source[field])
