@@ -31,12 +31,18 @@ DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
 
 
 def starting_checkpoint(args):
-    """The checkpoint named by --finetune-from-model or a non-default --restore-file."""
-    path = getattr(args, "finetune_from_model", None)
-    if not path:
-        restore = getattr(args, "restore_file", DEFAULT_RESTORE_FILE)
-        path = restore if restore and restore != DEFAULT_RESTORE_FILE else None
-    return path
+    """The checkpoint fairseq-train loads, as fairseq decides (``checkpoint_utils.load_checkpoint``):
+    with the default --restore-file, --save-dir's checkpoint_last.pt when it exists (a resume,
+    which ignores --finetune-from-model, whose file may have moved since), else
+    --finetune-from-model; otherwise the --restore-file given."""
+    restore = getattr(args, "restore_file", DEFAULT_RESTORE_FILE)
+    if restore and restore != DEFAULT_RESTORE_FILE:
+        return restore
+    suffix = getattr(args, "checkpoint_suffix", "") or ""
+    last = os.path.join(getattr(args, "save_dir", "checkpoints"), f"checkpoint_last{suffix}.pt")
+    if os.path.exists(last):
+        return last
+    return getattr(args, "finetune_from_model", None) or None
 
 
 def inherit_shape_from_checkpoint(args, positions=None):
