@@ -2,14 +2,13 @@
 
 fairseq parses ``--arch`` before any checkpoint is read, so an architecture's defaults would
 silently win over the checkpoint's real shape and strict loading would then fail. When a run
-names a checkpoint to start from, the architecture takes every shape option that the command
-line left unset from that checkpoint instead. fairseq adds model options with
-``argparse.SUPPRESS``, so an absent attribute means "not given".
+starts from a checkpoint (the one fairseq will load: ``starting_checkpoint``), the architecture
+takes every shape option that the command line left unset from it instead. fairseq adds model
+options with ``argparse.SUPPRESS``, so an absent attribute means "not given".
 """
-import os
-
 from ..checkpoints import read_model_args
 from ..positions import applies
+from ..starting_checkpoint import starting_checkpoint
 from .checkpoint_surgery import CheckpointMismatchError
 
 # Options that decide which weights exist and what shape they have, or how a stock layer
@@ -27,22 +26,6 @@ SHAPE_FIELDS = (
 # scheme only: a RoPE theta does not follow a checkpoint fine-tuned to ALiBi).
 RELATIVE_FIELDS = ("rope_theta", "rope_fraction", "rope_layout", "rope_scaling",
                    "rope_scaling_factor", "alibi_encoder")
-DEFAULT_RESTORE_FILE = "checkpoint_last.pt"
-
-
-def starting_checkpoint(args):
-    """The checkpoint fairseq-train loads, as fairseq decides (``checkpoint_utils.load_checkpoint``):
-    with the default --restore-file, --save-dir's checkpoint_last.pt when it exists (a resume,
-    which ignores --finetune-from-model, whose file may have moved since), else
-    --finetune-from-model; otherwise the --restore-file given."""
-    restore = getattr(args, "restore_file", DEFAULT_RESTORE_FILE)
-    if restore and restore != DEFAULT_RESTORE_FILE:
-        return restore
-    suffix = getattr(args, "checkpoint_suffix", "") or ""
-    last = os.path.join(getattr(args, "save_dir", "checkpoints"), f"checkpoint_last{suffix}.pt")
-    if os.path.exists(last):
-        return last
-    return getattr(args, "finetune_from_model", None) or None
 
 
 def inherit_shape_from_checkpoint(args, positions=None):
@@ -53,12 +36,10 @@ def inherit_shape_from_checkpoint(args, positions=None):
     # complete, and the checkpoint they name may have moved since.
     if hasattr(args, "_name"):
         return
-    path = starting_checkpoint(args)
-    if path is None:
+    start = starting_checkpoint(args)
+    if start is None:
         return
-    if not os.path.isfile(path):
-        # fairseq itself would start a --restore-file run from scratch without a word.
-        raise FileNotFoundError(f"the checkpoint to start from does not exist: {path}")
+    path = start[0]
     source = read_model_args(path)
     if source.get("encoder_learned_pos") or source.get("decoder_learned_pos"):
         raise CheckpointMismatchError(
