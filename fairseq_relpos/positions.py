@@ -69,14 +69,18 @@ def add_arguments(parser, defaults_in_help=True):
                         help="ALiBi bias in the encoder (default symmetric); the decoder is causal")
 
 
+def applies(name, positions):
+    """Whether the positional option ``name`` means anything to ``positions`` (a scheme)."""
+    return positions == "rope" if name in ROPE_OPTIONS else positions == "alibi"
+
+
 def refuse_unused(positions, values, explicit=False):
     """Refuse a RoPE option with another scheme and ``--alibi-encoder`` without ALiBi: they would
     be accepted and do nothing. ``values`` maps option names to what was given (None = unset).
     Unless the values are all ``explicit`` (a command line of our own), one equal to the default
     passes: a model config saved by fairseq holds every option's default, whatever the scheme."""
     for name, value in values.items():
-        applies = (positions == "rope") if name in ROPE_OPTIONS else (positions == "alibi")
-        if value is not None and not applies and (explicit or value != DEFAULTS[name]):
+        if value is not None and not applies(name, positions) and (explicit or value != DEFAULTS[name]):
             scheme = "RoPE (transformer_rope, --pe rope)" if name in ROPE_OPTIONS else \
                 "ALiBi (transformer_alibi, --pe alibi)"
             raise ValueError(f"{option(name)} {value} applies only to {scheme}, not to {positions} positions")

@@ -247,3 +247,24 @@ def test_fairseq_train_starts_from_a_fork_checkpoint(fork_of_a_trained_model, tm
     for key, tensor in source.items():
         assert torch.equal(got[key], tensor), key
     assert trainer.model.encoder.layers[0].self_attn.rotary.theta == 10000
+
+
+@pytest.mark.parametrize("arch,fork_form,overrides", [
+    ("transformer_rope", dict(), dict(rope_theta=500.0, rope_scaling="linear", rope_scaling_factor=3.0)),
+    ("transformer_alibi", dict(arch="transformer", rope=None, alibi='{"type": "symmetrical"}'),
+     dict(alibi_encoder="asymmetric")),
+])
+def test_model_overrides_of_position_options_win_over_a_fork_checkpoints_own(arch, fork_form, overrides, tmp_path):
+    """--model-overrides (fairseq's arg_overrides) of position options must give the model that
+    was built with those options, for a fork checkpoint as for the plugin's own."""
+    from fairseq import checkpoint_utils
+    data, task, _, path = source_model(tmp_path / "as-saved", arch)
+    fork = forkify(path, tmp_path / "fork.pt", **fork_form)
+    given = [a for k, v in overrides.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    _, ref_task, reference, _ = source_model(tmp_path / "as-overridden", arch, given)
+    wanted = scores(reference, ref_task)
+    assert not torch.allclose(scores(load_like_generate(fork, data)[1], task), wanted, atol=1e-3)
+    for checkpoint in (path, fork):
+        models, _, loaded_task = checkpoint_utils.load_model_ensemble_and_task(
+            [str(checkpoint)], arg_overrides={"data": str(data), **overrides})
+        assert torch.allclose(scores(models[0].eval(), loaded_task), wanted, atol=1e-5, rtol=0), checkpoint

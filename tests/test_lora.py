@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from fairseq import checkpoint_utils, tasks
+from fairseq.sequence_scorer import SequenceScorer
 from fairseq.tasks.translation import TranslationTask
 from omegaconf import OmegaConf
 
@@ -125,6 +126,51 @@ def test_merged_state_scores_like_the_adapted_model(dicts, style, args, extra):
     assert not torch.allclose(adapted, logits(task, base))
     base.load_state_dict(lora.merged_state(wrapped.state_dict(), wrapped.lora_spec), strict=True)
     torch.testing.assert_close(logits(task, base), adapted, rtol=1e-5, atol=1e-5)
+
+
+def decode_step_by_step(model, encoder_out, prev):
+    """Each target position's logits, fed one token at a time as the generator does."""
+    state, steps = {}, []
+    for t in range(prev.size(1)):
+        steps.append(model.decoder(prev[:, : t + 1], encoder_out=encoder_out, incremental_state=state)[0][:, -1])
+    return torch.stack(steps, dim=1)
+
+
+@pytest.mark.parametrize("arch", ["transformer", "transformer_rope"])
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("targets", ["k_proj,v_proj", "out_proj", "out_proj,fc1", "all-linear", "q_proj"])
+def test_training_scoring_and_decoding_apply_the_same_adapters(dicts, arch, style, targets):
+    """fairseq's fused attention (training, validation, --score-reference) reads the projection
+    weights directly while incremental decoding calls the modules: with non-zero adapters on
+    any projection all three must compute the merged model, and every adapter (out_proj in
+    encoder and decoder included) must get a gradient."""
+    task, base, wrapped = build_pair(dicts, "--lora-style", style, "--lora-targets", targets,
+                                     "--lora-dropout", "0", arch=arch)
+    randomize_adapters(wrapped)
+    base.load_state_dict(lora.merged_state(wrapped.state_dict(), wrapped.lora_spec), strict=True)
+    src, lengths, prev = random_batch(task, 3, 9, 7, pad_first_row=2)
+    target = torch.cat([prev[:, 1:], prev[:, :1]], dim=1)  # prev[:, 0] is eos
+    with torch.no_grad():
+        reference = base(src, lengths, prev)[0].log_softmax(-1)
+    assert not torch.allclose(reference, logits(task, build(dicts, arch)[1]).log_softmax(-1))
+
+    trained = wrapped.train()(src, lengths, prev)[0]
+    torch.testing.assert_close(trained.log_softmax(-1), reference, rtol=1e-4, atol=1e-5)
+    trained.log_softmax(-1).gather(-1, target.unsqueeze(-1)).sum().backward()
+    adapters = {n: p for n, p in wrapped.named_parameters() if is_adapter_key(n)}
+    assert any(".encoder." in f".{n}" for n in adapters) and any(".decoder." in f".{n}" for n in adapters)
+    silent = [n for n, p in adapters.items() if p.grad is None or not p.grad.any()]
+    assert not silent, f"{len(silent)} of {len(adapters)} adapter tensors got no gradient: {silent[:4]}"
+
+    sample = {"net_input": {"src_tokens": src, "src_lengths": lengths, "prev_output_tokens": prev},
+              "target": target, "id": torch.arange(len(src))}
+    with torch.no_grad():
+        hypos = SequenceScorer(task.target_dictionary).generate([wrapped.eval()], sample)
+        steps = decode_step_by_step(wrapped, wrapped.encoder(src, src_lengths=lengths), prev)
+    scores = torch.stack([h[0]["positional_scores"] for h in hypos])
+    torch.testing.assert_close(scores, reference.gather(-1, target.unsqueeze(-1)).squeeze(-1),
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(steps.log_softmax(-1), reference, rtol=1e-4, atol=1e-5)
 
 
 def test_adapters_are_never_applied_twice(dicts):
