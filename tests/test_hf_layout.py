@@ -215,6 +215,42 @@ def test_export_refuses_what_rotary_indictrans_does_not_compute(tmp_path, capsys
     assert not (tmp_path / "hf").exists()
 
 
+@pytest.mark.parametrize("tied", [True, False])
+def test_embedding_sharing_is_written_for_hugging_face_and_round_trips(tmp_path, tied):
+    """HF's configs default ``tie_word_embeddings`` to true: an untied model must say false, or
+    HF would tie its lm_head to the decoder's embedding on load."""
+    extra = [a for a in IT2_LIKE if tied or a != "--share-decoder-input-output-embed"]
+    _, task, model, path = source_model(tmp_path, "transformer_rope", extra)
+    hf, back = tmp_path / "hf", tmp_path / "back"
+    assert relpos("export-hf", path, hf) == 0
+    config = json.loads((hf / "config.json").read_text())
+    assert config["tie_word_embeddings"] is tied and config["share_decoder_input_output_embed"] is tied
+    assert ("lm_head.weight" in torch.load(hf / "pytorch_model.bin", weights_only=True)) is not tied
+    (hf / "model.SRC").write_bytes(b"spm")
+    (hf / "model.TGT").write_bytes(b"spm")
+    assert relpos("import-hf", hf, back) == 0
+    imported = torch.load(back / "checkpoint.pt", weights_only=True)
+    assert bool(vars(imported["cfg"]["model"]).get("share_decoder_input_output_embed")) is tied
+    head, embed = (imported["model"][f"decoder.{k}.weight"] for k in ("output_projection", "embed_tokens"))
+    assert torch.equal(head, embed) is tied
+    imported_task, imported_model = load_like_generate(back / "checkpoint.pt", back)
+    assert torch.allclose(scores(imported_model, imported_task), scores(model, task), atol=1e-5, rtol=0)
+
+
+def test_export_refuses_a_decoder_input_dimension_of_its_own(tmp_path, capsys):
+    """fairseq has no command-line option for it; a checkpoint can still carry one (an edited or
+    foreign one), and RotaryIndicTrans's config has no field for it."""
+    _, _, _, path = source_model(tmp_path, "transformer_rope")
+    state = torch.load(path, weights_only=False)
+    state["cfg"]["model"].decoder_input_dim = 16
+    torch.save(state, path)
+    capsys.readouterr()
+    assert relpos("export-hf", path, tmp_path / "hf") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "decoder_input_dim 16" in err and "32" in err, err
+    assert not (tmp_path / "hf").exists()
+
+
 def test_export_like_a_release_keeps_its_code_and_config_fields(exported, tmp_path):
     _, _, _, path, hf, _ = exported
     release = tmp_path / "release"
