@@ -134,7 +134,37 @@ IMPORT_REFUSALS = {
     "missing weights": (lambda f: (f / "pytorch_model.bin").unlink(), "has no weights"),
     "vocabulary of another size": (lambda f: _drop_token(f, "dict.SRC.json"), "tokens but the embedding has"),
     "a weight outside model.": (lambda f: _add_weight(f, "encoder.extra", torch.zeros(1)), "'encoder.extra'"),
+    "theta of 401 digits": (lambda f: _edit_config(f, rope_args={"theta": 10 ** 400}),
+                            "config.json rope_args theta must be a finite number"),
+    "no heads": (lambda f: _edit_config(f, encoder_attention_heads=0),
+                 "config.json encoder_attention_heads must be a positive integer, got 0"),
+    "heads as text": (lambda f: _edit_config(f, decoder_attention_heads="2"),
+                      "config.json decoder_attention_heads must be a positive integer, got '2'"),
+    "index a JSON list": (lambda f: _shard(f, ["pytorch_model-1.bin"]), "index.json has no weight_map"),
+    "index naming numbers": (lambda f: _shard(f, lambda name: 3), "to 3, not a shard file name"),
+    "index naming lists": (lambda f: _shard(f, lambda name: ["pytorch_model-1.bin"]),
+                           "to ['pytorch_model-1.bin'], not a shard file name"),
+    "empty weights (a cut download)": (lambda f: (f / "pytorch_model.bin").write_bytes(b""),
+                                       "pytorch_model.bin is empty (0 bytes)"),
+    "weights cut short": (lambda f: _truncate(f / "pytorch_model.bin"), "pytorch_model.bin is not a plain state dict"),
 }
+
+
+def _shard(folder, weight_map):
+    """The weights as one shard ``pytorch_model-1.bin`` behind an index: ``weight_map`` maps each
+    name to what the index says (a list: the index is that list)."""
+    names = list(torch.load(folder / "pytorch_model.bin", weights_only=True))
+    (folder / "pytorch_model.bin").rename(folder / "pytorch_model-1.bin")
+    if isinstance(weight_map, list):
+        text = json.dumps(weight_map)
+    else:
+        text = json.dumps({"metadata": {}, "weight_map": {n: weight_map(n) for n in names}})
+    (folder / "pytorch_model.bin.index.json").write_text(text)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
 
 
 def _drop_key(folder, key):

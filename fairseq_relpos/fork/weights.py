@@ -20,6 +20,10 @@ class ForkWeightsError(ValueError):
     pass
 
 
+def _shape(tensor):
+    return tuple(getattr(tensor, "shape", None) or ())
+
+
 def drop_merged_adapters(weights, lora):
     """Remove the fork's saved adapters (already merged into the weights); returns how many."""
     targets = [t for t in str(lora.get("target_modules", "")).split(",") if t]
@@ -53,6 +57,9 @@ def split_fused(weights):
         attn = fused.split(".")[0]
         names = FUSED[fused]
         tensor = weights.pop(key)
+        if not _shape(tensor) or not hasattr(tensor, "chunk"):
+            raise ForkWeightsError(f"{key} is {'a 0-d tensor' if hasattr(tensor, 'chunk') else type(tensor).__name__}, "
+                                   f"not a fused projection with rows for {', '.join(names)}")
         if tensor.shape[0] % len(names):
             raise ForkWeightsError(f"{key} has {tensor.shape[0]} rows, not a multiple of {len(names)}")
         for name, part in zip(names, tensor.chunk(len(names), dim=0)):

@@ -16,6 +16,7 @@ import torch
 
 from .. import fork
 from ..checkpoints import write_checkpoint
+from ..fork.options import head_dim, shown
 from ..models.checkpoint_surgery import describe_mismatch, mismatches
 from . import layout, vocab, weights as weight_files
 
@@ -122,20 +123,18 @@ def model_options(config, shape):
     rope = _config_value(config, "rope_args", required=True)
     heads = {s: _config_value(config, f"{s}_attention_heads", required=True) for s in ("encoder", "decoder")}
     activation = _config_value(config, "activation_function", "gelu")
-    if activation not in layout.ACTIVATIONS:
-        raise ReleaseMismatchError(f"{layout.CONFIG} activation_function {activation!r} is not one of "
+    if not isinstance(activation, str) or activation not in layout.ACTIVATIONS:
+        raise ReleaseMismatchError(f"{layout.CONFIG} activation_function {shown(activation)} is not one of "
                                    f"{', '.join(layout.ACTIVATIONS)}")
     as_fork = {"attn_implementation": "fast", "rope_args": rope if isinstance(rope, str) else json.dumps(rope),
                "no_token_positional_embeddings": True}
-    for stack in ("encoder", "decoder"):
-        as_fork[f"{stack}_embed_dim"], as_fork[f"{stack}_attention_heads"] = shape[f"{stack}_embed_dim"], heads[stack]
-        if shape[f"{stack}_embed_dim"] % heads[stack]:
-            raise ReleaseMismatchError(f"{stack}_attention_heads {heads[stack]} does not divide the {stack}'s "
-                                       f"dimension {shape[f'{stack}_embed_dim']}")
     try:
-        relative = fork.plugin_options(as_fork)[0]
+        for stack in ("encoder", "decoder"):
+            as_fork[f"{stack}_embed_dim"], as_fork[f"{stack}_attention_heads"] = shape[f"{stack}_embed_dim"], heads[stack]
+            head_dim(as_fork, stack, spell=str)
+        relative = fork.plugin_options(as_fork, spell=str)[0]
     except fork.ForkOptionError as err:
-        raise ReleaseMismatchError(f"{layout.CONFIG} rope_args: {err}") from None
+        raise ReleaseMismatchError(f"{layout.CONFIG} {err}") from None
     argv = ["--arch", "transformer_rope", "--activation-fn", activation,
             "--rope-theta", relative["rope_theta"], "--rope-scaling", relative["rope_scaling"],
             "--rope-scaling-factor", relative["rope_scaling_factor"]]

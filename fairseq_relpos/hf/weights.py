@@ -31,14 +31,23 @@ def weight_files(folder):
         if os.path.isfile(os.path.join(folder, single)):
             return [os.path.join(folder, single)]
         if os.path.isfile(os.path.join(folder, index)):
-            with open(os.path.join(folder, index), encoding="utf-8") as f:
-                weight_map = json.load(f).get("weight_map")
-            if not isinstance(weight_map, dict):
-                raise ValueError(f"{os.path.join(folder, index)} has no weight_map")
-            shards = sorted(set(weight_map.values()))
-            return [os.path.join(folder, s) for s in shards]
+            index = os.path.join(folder, index)
+            return [os.path.join(folder, name) for name in _shards(index)]
     raise FileNotFoundError(f"{folder} has no weights: expected {layout.SAFETENSORS}, {layout.BIN} or "
                             "their .index.json")
+
+
+def _shards(index):
+    """The shard file names an ``.index.json`` maps its weights to."""
+    with open(index, encoding="utf-8") as f:
+        content = json.load(f)
+    weight_map = content.get("weight_map") if isinstance(content, dict) else None
+    if not isinstance(weight_map, dict):
+        raise ValueError(f"{index} has no weight_map (a JSON object of weight name -> shard file)")
+    for name, shard in weight_map.items():
+        if not isinstance(shard, str) or not shard:
+            raise ValueError(f"{index} weight_map maps {name[:80]!r} to {repr(shard)[:80]}, not a shard file name")
+    return sorted(set(weight_map.values()))
 
 
 def _have_safetensors():
@@ -55,14 +64,18 @@ def read(folder):
     for path in weight_files(folder):
         if not os.path.isfile(path):
             raise FileNotFoundError(f"the weight shard {path} named by the index does not exist")
-        if path.endswith(".safetensors"):
-            part = _safetensors().load_file(path)
-        else:
-            try:
+        if os.path.getsize(path) == 0:
+            raise ValueError(f"{path} is empty (0 bytes): a download cut short?")
+        try:
+            if path.endswith(".safetensors"):
+                part = _safetensors().load_file(path)
+            else:  # weights_only refuses anything but tensors and containers
                 part = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as err:  # weights_only refuses anything but tensors and containers
-                raise ValueError(f"{path} is not a plain state dict of tensors "
-                                 f"({type(err).__name__}: {str(err).splitlines()[0][:200]})") from None
+        except MissingExtraError:
+            raise
+        except Exception as err:
+            said = (str(err).splitlines() or [""])[0][:200]
+            raise ValueError(f"{path} is not a plain state dict of tensors ({type(err).__name__}: {said})") from None
         if not isinstance(part, dict) or not all(isinstance(t, torch.Tensor) for t in part.values()):
             raise ValueError(f"{path} is not a state dict of tensors")
         weights.update(part)
