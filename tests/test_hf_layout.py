@@ -150,6 +150,61 @@ IMPORT_REFUSALS = {
 }
 
 
+def _outside(folder, how):
+    """Weights that lie outside the folder: a sibling folder's file named by the index ("..."),
+    an absolute path, a shard that is a link out of the folder, or the single file as such a link."""
+    elsewhere = folder.parent / "outside"
+    elsewhere.mkdir()
+    (folder / "pytorch_model.bin").rename(elsewhere / "weights.bin")
+    if how == "single link":
+        (folder / "pytorch_model.bin").symlink_to(elsewhere / "weights.bin")
+        return
+    names = list(torch.load(elsewhere / "weights.bin", weights_only=True))
+    target = {"relative": "../outside/weights.bin", "absolute": "/etc/passwd", "shard link": "link.bin"}[how]
+    if how == "shard link":
+        (folder / "link.bin").symlink_to(elsewhere / "weights.bin")
+    index = {"weight_map": {n: target for n in names}}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+
+
+CONFINEMENT_REFUSALS = {
+    "index naming ../outside": (lambda f: _outside(f, "relative"), "names the weight file '../outside/weights.bin'"),
+    "index naming /etc/passwd": (lambda f: _outside(f, "absolute"), "names the weight file '/etc/passwd'"),
+    "shard linked out of the folder": (lambda f: _outside(f, "shard link"), "names the weight file 'link.bin'"),
+    "weights linked out of the folder": (lambda f: _outside(f, "single link"), "pytorch_model.bin resolves to"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFINEMENT_REFUSALS))
+def test_weights_outside_the_folder_are_refused_before_they_are_read(exported, tmp_path, capsys, monkeypatch, case):
+    hf = exported[4]
+    edit, said = CONFINEMENT_REFUSALS[case]
+    edit(hf)
+    opened = []
+    monkeypatch.setattr(torch, "load", lambda path, *a, **k: opened.append(path))
+    capsys.readouterr()
+    assert relpos("import-hf", hf, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err and "outside" in err, err
+    assert opened == [] and not (tmp_path / "out").exists()
+
+
+def test_a_snapshot_of_hugging_faces_cache_imports(exported, tmp_path):
+    """huggingface_hub's cache: snapshots/REV/ holds links into the model's blobs/ folder."""
+    _, task, model, _, hf, _ = exported
+    root = tmp_path / "hub" / "models--ai4bharat--rotary-it2"
+    snapshot = root / "snapshots" / "0123abc"
+    (root / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for i, path in enumerate(sorted(hf.iterdir())):
+        blob = root / "blobs" / f"blob{i}"
+        shutil.copyfile(path, blob)
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    assert relpos("import-hf", snapshot, tmp_path / "out") == 0
+    imported_task, imported = load_like_generate(tmp_path / "out" / "checkpoint.pt", tmp_path / "out")
+    assert torch.allclose(scores(imported, imported_task), scores(model, task), atol=1e-5, rtol=0)
+
+
 def _shard(folder, weight_map):
     """The weights as one shard ``pytorch_model-1.bin`` behind an index: ``weight_map`` maps each
     name to what the index says (a list: the index is that list)."""

@@ -1,6 +1,11 @@
 """Reading and writing the weights of a Hugging Face folder: ``pytorch_model.bin`` (read with
 ``weights_only``), ``model.safetensors`` (the optional ``hf`` extra), or either sharded behind
-its ``.index.json``."""
+its ``.index.json``.
+
+Every weight file must lie inside the folder once symlinks are resolved, checked before it is
+opened: an index naming ``../elsewhere.bin`` or ``/etc/passwd``, or a link out of the folder, is
+refused. The one exception is Hugging Face's own cache, whose snapshot folders
+(``models--ORG--NAME/snapshots/REVISION``) hold links into the same model's ``blobs`` folder."""
 import json
 import os
 
@@ -29,10 +34,10 @@ def weight_files(folder):
                 any(os.path.exists(os.path.join(folder, n)) for n in (layout.BIN, layout.BIN_INDEX)):
             continue  # both formats present and safetensors not installed: read the .bin
         if os.path.isfile(os.path.join(folder, single)):
-            return [os.path.join(folder, single)]
+            return [confined(folder, single)]
         if os.path.isfile(os.path.join(folder, index)):
             index = os.path.join(folder, index)
-            return [os.path.join(folder, name) for name in _shards(index)]
+            return [confined(folder, name, index) for name in _shards(index)]
     raise FileNotFoundError(f"{folder} has no weights: expected {layout.SAFETENSORS}, {layout.BIN} or "
                             "their .index.json")
 
@@ -48,6 +53,29 @@ def _shards(index):
         if not isinstance(shard, str) or not shard:
             raise ValueError(f"{index} weight_map maps {name[:80]!r} to {repr(shard)[:80]}, not a shard file name")
     return sorted(set(weight_map.values()))
+
+
+def _hub_blobs(folder):
+    """The ``blobs`` folder of Hugging Face's cache beside a snapshot folder, else None."""
+    snapshots = os.path.dirname(folder)
+    if os.path.basename(snapshots) == "snapshots" and os.path.basename(os.path.dirname(snapshots)).startswith("models--"):
+        return os.path.join(os.path.dirname(snapshots), "blobs")
+    return None
+
+
+def confined(folder, name, named_by=None):
+    """The path of the weight file ``name`` of ``folder`` if it resolves (symlinks included) to a
+    place inside ``folder`` (or, for a snapshot of Hugging Face's cache, inside that model's
+    blobs), else a ValueError naming it and ``named_by`` (the index that names it)."""
+    path = os.path.join(folder, name)
+    real_folder = os.path.realpath(folder)
+    allowed = [real_folder] + [os.path.realpath(b) for b in [_hub_blobs(real_folder)] if b]
+    real = os.path.realpath(path)
+    if not any(os.path.commonpath([real, root]) == root for root in allowed):
+        what = f"{named_by} names the weight file {name!r}, which" if named_by else path
+        raise ValueError(f"{what} resolves to {real}, outside {folder}: weights are read only from inside "
+                         "the model's folder")
+    return path
 
 
 def _have_safetensors():
