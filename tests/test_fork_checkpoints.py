@@ -183,6 +183,9 @@ REFUSALS = {
     "heads that do not divide": (dict(encoder_attention_heads=3), "--encoder-attention-heads 3 does not divide"),
     "alibi with no heads": (dict(rope=None, alibi='{"type": "symmetrical"}', decoder_attention_heads=0),
                             "--decoder-attention-heads must be a positive integer, got 0"),
+    "heads of one dimension": (dict(encoder_attention_heads=32), "--encoder-attention-heads 32 gives heads of 1"),
+    "LoRA rank not a number": (dict(lora='{"r": "4", "target_modules": "k_proj,v_proj"}'),
+                               "--lora-args r must be a positive integer"),
 }
 
 
@@ -207,9 +210,27 @@ def _fused_weight(state, tensor):
     state["model"][key] = tensor
 
 
+def _adapter(state, suffix, tensor=None):
+    key = next(k for k in sorted(state["model"]) if k.endswith(suffix))
+    if tensor is None:
+        del state["model"][key]
+    else:
+        state["model"][key] = tensor
+
+
 EDITED_REFUSALS = {  # name: (forkify fields, edit of the saved state, what the one line says)
     "fused qkv as a 0-d tensor": (dict(fused=True), lambda s: _fused_weight(s, torch.tensor(1.0)),
                                   "self_attn.qkv_proj.weight is a 0-d tensor"),
+    "fused qkv of another width": (dict(fused=True), lambda s: _fused_weight(s, torch.zeros(96, 16)),
+                                   "qkv_proj.weight has shape (96, 16); the attention's out_proj.weight (32, 32) "
+                                   "gives 3 blocks of 32: (96, 32)"),
+    "fused qkv of fewer rows": (dict(fused=True), lambda s: _fused_weight(s, torch.zeros(48, 32)),
+                                "qkv_proj.weight has shape (48, 32)"),
+    "a lone lora_A": (dict(lora='{"r": 4, "target_modules": "k_proj,v_proj"}'), lambda s: _adapter(s, "lora_B"),
+                      "lora_A has no lora_B beside it"),
+    "lora_A of another width": (dict(lora='{"r": 4, "target_modules": "k_proj,v_proj"}'),
+                                lambda s: _adapter(s, "k_proj.lora_A", torch.zeros(4, 64)),
+                                "lora_A has shape (4, 64); rank 4 (--lora-args r) on "),
 }
 
 

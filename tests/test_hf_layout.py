@@ -140,6 +140,9 @@ IMPORT_REFUSALS = {
                  "config.json encoder_attention_heads must be a positive integer, got 0"),
     "heads as text": (lambda f: _edit_config(f, decoder_attention_heads="2"),
                       "config.json decoder_attention_heads must be a positive integer, got '2'"),
+    "config.json not JSON": (lambda f: (f / "config.json").write_text("{"), "config.json is not JSON"),
+    "dict.SRC.json not JSON": (lambda f: (f / "dict.SRC.json").write_text('{"<s>": 0,'), "dict.SRC.json is not JSON"),
+    "index not JSON": (lambda f: _shard(f, None), "pytorch_model.bin.index.json is not JSON"),
     "index a JSON list": (lambda f: _shard(f, ["pytorch_model-1.bin"]), "index.json has no weight_map"),
     "index naming numbers": (lambda f: _shard(f, lambda name: 3), "to 3, not a shard file name"),
     "index naming lists": (lambda f: _shard(f, lambda name: ["pytorch_model-1.bin"]),
@@ -147,6 +150,14 @@ IMPORT_REFUSALS = {
     "empty weights (a cut download)": (lambda f: (f / "pytorch_model.bin").write_bytes(b""),
                                        "pytorch_model.bin is empty (0 bytes)"),
     "weights cut short": (lambda f: _truncate(f / "pytorch_model.bin"), "pytorch_model.bin is not a plain state dict"),
+    "heads of one dimension": (lambda f: _edit_config(f, encoder_attention_heads=32),
+                               "config.json encoder_attention_heads 32 gives heads of 1 dimensions"),
+    "scale_embedding as text": (lambda f: _edit_config(f, scale_embedding="no"),
+                                "config.json scale_embedding must be true or false, got 'no'"),
+    "dropout of 5": (lambda f: _edit_config(f, dropout=5.0), "config.json dropout must be a probability in [0, 1), got 5.0"),
+    "dropout as text": (lambda f: _edit_config(f, attention_dropout="0.1"), "config.json attention_dropout must be"),
+    "max positions as text": (lambda f: _edit_config(f, max_source_positions="2048"),
+                              "config.json max_source_positions must be a positive integer, got '2048'"),
 }
 
 
@@ -207,10 +218,12 @@ def test_a_snapshot_of_hugging_faces_cache_imports(exported, tmp_path):
 
 def _shard(folder, weight_map):
     """The weights as one shard ``pytorch_model-1.bin`` behind an index: ``weight_map`` maps each
-    name to what the index says (a list: the index is that list)."""
+    name to what the index says (None: the index is not JSON; a list: the index is that list)."""
     names = list(torch.load(folder / "pytorch_model.bin", weights_only=True))
     (folder / "pytorch_model.bin").rename(folder / "pytorch_model-1.bin")
-    if isinstance(weight_map, list):
+    if weight_map is None:
+        text = "{"
+    elif isinstance(weight_map, list):
         text = json.dumps(weight_map)
     else:
         text = json.dumps({"metadata": {}, "weight_map": {n: weight_map(n) for n in names}})

@@ -132,10 +132,11 @@ def _rope(args, rope, attention, spell):
                               "linear scaling takes factors >= 1 only")
     for stack in ("encoder", "decoder"):
         dims = head_dim(args, stack, spell)
-        if (dims // 2) % 2:
+        if dims % 2 or (dims // 2) % 2 or dims < 4:
             raise ForkOptionError(
-                f"{stack} heads of {dims} dimensions: the fork rotates head_dim // 2 = {dims // 2} "
-                "of them, an odd number, with frequencies this plugin's RoPE does not reproduce")
+                f"{spell(f'{stack}_attention_heads')} {args[f'{stack}_attention_heads']} gives heads of {dims} "
+                f"dimensions: the fork rotates head_dim // 2 = {dims // 2} of them, which this plugin's RoPE "
+                "(half of each head, in pairs) does not reproduce")
     return dict(relative_positions="rope", rope_theta=float(theta), rope_fraction=0.5,
                 rope_layout="interleaved", rope_scaling="linear" if factor != 1 else "none",
                 rope_scaling_factor=float(factor))

@@ -13,7 +13,7 @@ import shutil
 
 from ..checkpoints import model_args, read_checkpoint
 from ..models.checkpoint_surgery import position_kind
-from . import layout, vocab, weights as weight_files
+from . import json_file, layout, vocab, weights as weight_files
 from .importer import SOURCE_KEY
 
 # Options of fairseq's transformer that RotaryIndicTrans has no field for: they must be off.
@@ -118,7 +118,7 @@ def read_inputs(checkpoint, data=None, source_lang=None, target_lang=None):
 
     state = read_checkpoint(checkpoint)
     if adapter_spec(state) is not None:
-        state = merged_checkpoint(state)
+        state = merged_checkpoint(state, checkpoint)
     args = dict(model_args(state))
     _refuse_unrepresentable(args)
     data = data or _data_folder(state)
@@ -147,8 +147,9 @@ def write_folder(scratch, state, args, dictionaries, fmt="bin", spm=None, like=N
     """Fill ``scratch`` with the RotaryIndicTrans folder of a checkpoint read by :func:`read_inputs`."""
     base = None
     if like is not None:
-        with open(os.path.join(like, layout.CONFIG), encoding="utf-8") as f:
-            base = json.load(f)
+        base = json_file.read(os.path.join(like, layout.CONFIG))
+        if not isinstance(base, dict):
+            raise ValueError(f"{os.path.join(like, layout.CONFIG)} is not a JSON object")
         for path in sorted(glob.glob(os.path.join(like, "*"))):
             name = os.path.basename(path)
             if os.path.isfile(path) and (name.endswith(layout.CODE_SUFFIXES) or name in layout.SIDE_FILES):

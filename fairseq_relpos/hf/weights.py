@@ -6,12 +6,11 @@ Every weight file must lie inside the folder once symlinks are resolved, checked
 opened: an index naming ``../elsewhere.bin`` or ``/etc/passwd``, or a link out of the folder, is
 refused. The one exception is Hugging Face's own cache, whose snapshot folders
 (``models--ORG--NAME/snapshots/REVISION``) hold links into the same model's ``blobs`` folder."""
-import json
 import os
 
 import torch
 
-from . import layout
+from . import json_file, layout
 
 
 class MissingExtraError(ImportError, ValueError):
@@ -44,8 +43,7 @@ def weight_files(folder):
 
 def _shards(index):
     """The shard file names an ``.index.json`` maps its weights to."""
-    with open(index, encoding="utf-8") as f:
-        content = json.load(f)
+    content = json_file.read(index)
     weight_map = content.get("weight_map") if isinstance(content, dict) else None
     if not isinstance(weight_map, dict):
         raise ValueError(f"{index} has no weight_map (a JSON object of weight name -> shard file)")
