@@ -107,18 +107,20 @@ def argparse_type(name):
     return parse
 
 
-def rotated_dims(head_dim, fraction, theta, scaling, factor):
+def rotated_dims(head_dim, fraction, theta, scaling, factor, heads_from=""):
     """The number of rotated dimensions per head, after checking every RoPE option: the
     fraction must rotate an even whole number of the head's dimensions (pairs rotate together),
     and a scaling factor means something only with a scaling method, which needs it >= 1 (a
-    smaller one would shrink the context instead of stretching it)."""
+    smaller one would shrink the context instead of stretching it). ``heads_from`` says where the
+    head's dimension comes from, for the message."""
     check("rope_theta", theta)
     check("rope_fraction", fraction)
     check("rope_scaling_factor", factor)
     rotated = head_dim * fraction
     if abs(rotated - round(rotated)) > 1e-6 or round(rotated) % 2 or round(rotated) < 2:
         raise ValueError(f"--rope-fraction {fraction} rotates {rotated:g} of the {head_dim} dimensions of "
-                         f"each head; it must rotate an even number of them (2, 4, ... {head_dim // 2 * 2})")
+                         f"each head{heads_from}; it must rotate an even number of them (2, 4, ... "
+                         f"{head_dim // 2 * 2})")
     if scaling == "none" and factor != 1:
         raise ValueError(f"--rope-scaling-factor {factor} needs --rope-scaling linear or ntk")
     if scaling != "none" and factor < 1:
@@ -160,5 +162,9 @@ def check_model(args):
     if getattr(args, "relative_positions", None) == "rope":
         for stack in ("encoder", "decoder"):
             dim, heads = getattr(args, f"{stack}_embed_dim"), getattr(args, f"{stack}_attention_heads")
+            if not (_is_number(dim, True) and _is_number(heads, True) and heads > 0 and dim > 0 and dim % heads == 0):
+                raise ValueError(f"--{stack}-attention-heads {heads!r} must be a positive integer that divides "
+                                 f"--{stack}-embed-dim {dim!r}")
             rotated_dims(dim // heads, args.rope_fraction, args.rope_theta, args.rope_scaling,
-                         args.rope_scaling_factor)
+                         args.rope_scaling_factor,
+                         f" (--{stack}-embed-dim {dim} over --{stack}-attention-heads {heads})")

@@ -294,6 +294,32 @@ def test_window_gives_every_document_its_number_of_sentences(doc_export, separat
         assert result == ct2_translate.translate_documents(tr, docs, decoding, "split", separator, batch_size=3)
 
 
+def test_export_needs_none_of_ctranslate2s_private_names(dicts, tmp_path, monkeypatch):
+    """Its converter's ``_get_vocab`` and ``_SUPPORTED_ACTIVATIONS`` are private: a version
+    without them still exports, and the vocabulary and activation come out the same."""
+    from ctranslate2.converters import fairseq as ct2_fairseq
+    task, model = random_model(dicts, "transformer_rope", PRE_NORM)
+    export_ct2.save(export_ct2.model_spec(model, task), tmp_path / "with")
+    for name in ("_get_vocab", "_SUPPORTED_ACTIVATIONS"):
+        monkeypatch.delattr(ct2_fairseq, name, raising=False)
+    export_ct2.save(export_ct2.model_spec(model, task), tmp_path / "without")
+    for name in ("config.json", "source_vocabulary.json", "target_vocabulary.json", "model.bin"):
+        assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes(), name
+    assert json.loads((tmp_path / "without" / "config.json").read_text())["unk_token"] == "<unk>"
+    vocab = json.loads((tmp_path / "without" / "source_vocabulary.json").read_text())
+    assert vocab[:4] == ["<s>", "<blank>", "</s>", "<unk>"] and vocab[4:] == task.source_dictionary.symbols[4:]
+
+
+@pytest.mark.parametrize("name", ["set_linear", "set_transformer_decoder_layer"])
+def test_a_ctranslate2_without_a_helper_the_export_calls_is_named(dicts, monkeypatch, name):
+    from ctranslate2.converters import fairseq as ct2_fairseq
+    task, model = random_model(dicts, "transformer_rope", [])
+    monkeypatch.delattr(ct2_fairseq, name)
+    monkeypatch.setattr(ctranslate2, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match=rf"ctranslate2 9\.9\.9 has no {name}, .* tested with ctranslate2 4\."):
+        export_ct2.model_spec(model, task)
+
+
 # ------------------------------------------------------------ trained models, real CLIs
 
 def tagged_reversal(root, size):

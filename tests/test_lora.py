@@ -204,6 +204,22 @@ def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
         build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
 
 
+@pytest.mark.parametrize("style,missing", [("lora", "lora_B"), ("lora", "lora_A"), ("minlora", "lora_B")])
+def test_a_checkpoint_missing_an_adapter_tensor_is_refused_naming_it(dicts, tmp_path, capsys, style, missing):
+    from fork_fixtures import save
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", style])
+    path = save(cfg, model, tmp_path / "lora.pt")
+    state = torch.load(path, weights_only=False)
+    key = next(k for k in sorted(state["model"]) if k.endswith(missing))
+    del state["model"][key]
+    torch.save(state, path)
+    capsys.readouterr()
+    assert cli.main(["merge", str(path), str(tmp_path / "merged.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{path} has no {key}" in err, err
+    assert not (tmp_path / "merged.pt").exists()
+
+
 @pytest.mark.parametrize("saved,given", [("lora", "minlora"), ("minlora", "lora")])
 def test_a_lora_style_contradicting_the_adapters_file_is_refused(dicts, tmp_path, saved, given):
     _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", saved])

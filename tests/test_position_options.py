@@ -76,6 +76,9 @@ def test_the_training_parser_refuses_bad_values(dicts, capsys, extra, named):
     ("transformer_rope", ["--rope-scaling-factor", "4"], "--rope-scaling-factor"),  # no --rope-scaling
     ("transformer_alibi", ["--max-source-positions", "0"], "--max-source-positions"),
     ("transformer_nope", ["--max-target-positions", "-3"], "--max-target-positions"),
+    # heads that leave 1 dimension each, or do not divide: the heads are named, not only --rope-fraction
+    ("transformer_rope", ["--encoder-attention-heads", "32"], r"\(--encoder-embed-dim 32 over --encoder-attention-heads 32\)"),
+    ("transformer_rope", ["--decoder-attention-heads", "3"], "--decoder-attention-heads 3 must be a positive integer that divides"),
 ])
 def test_the_model_refuses_bad_combinations_and_lengths(dicts, arch, extra, named):
     with pytest.raises(ValueError, match=named):

@@ -83,7 +83,7 @@ def main(args):
         path = args.checkpoint
         if adapter_spec(state) is not None:  # fold the adapters in first, as `merge` does
             path = os.path.join(work, "merged.pt")
-            write_checkpoint(merged_checkpoint(state), path)
+            write_checkpoint(merged_checkpoint(state, args.checkpoint), path)
         del state
         overrides = {"data": data}
         overrides.update({k: getattr(args, k) for k in ("source_lang", "target_lang") if getattr(args, k)})

@@ -9,10 +9,16 @@ def adapter_spec(state):
     return getattr(cfg["model"] if cfg else None, "lora_spec", None)
 
 
-def merged_checkpoint(state):
-    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer."""
+def merged_checkpoint(state, path="the checkpoint"):
+    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer.
+    A checkpoint missing one of its adapters' tensors (a lone lora_A) is refused, naming it."""
+    try:
+        weights = merged_state(state["model"], adapter_spec(state))
+    except KeyError as err:
+        raise ValueError(f"{path} has no {err.args[0]}, which its adapters need (saved by --task "
+                         "translation_lora, the checkpoint holds every adapter tensor)") from None
     result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
-    result.update(model=merged_state(state["model"], adapter_spec(state)), cfg=_plain_cfg(state["cfg"]))
+    result.update(model=weights, cfg=_plain_cfg(state["cfg"]))
     return result
 
 
