@@ -12,7 +12,7 @@ import torch
 
 from fairseq import checkpoint_utils, tasks
 from fairseq.sequence_scorer import SequenceScorer
-from fairseq.tasks.translation import TranslationTask
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import OmegaConf
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
@@ -428,8 +428,10 @@ def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_r
     converted, merged, merged_converted = tmp_path / "c.pt", tmp_path / "m.pt", tmp_path / "mc.pt"
     assert cli.main(["convert", "--pe", pe, str(ckpt), str(converted)]) == 0
     task_cfg = torch.load(converted, map_location="cpu", weights_only=True)["cfg"]["task"]
+    # the translation task's own options (the LoRA task adds adapter and document-decoding ones)
     plain = tasks.setup_task(OmegaConf.create(
-        {**{k: v for k, v in task_cfg.items() if not k.startswith("lora_")}, "_name": "translation"}))
+        {**{k: v for k, v in task_cfg.items() if k in TranslationConfig.__dataclass_fields__},
+         "_name": "translation"}))
     assert type(plain) is TranslationTask
     model, task = load(converted, task=plain)
     assert model.lora_spec["style"] == "minlora"

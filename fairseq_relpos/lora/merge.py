@@ -28,7 +28,11 @@ def _plain_cfg(cfg):
     for key in [k for k in vars(model) if k.startswith("lora_")]:
         delattr(model, key)
     model._name, model.task = model.arch, "translation"
-    task = {k: v for k, v in cfg["task"].items() if not k.startswith("lora_")}
+    # only what --task translation knows: the LoRA task's own options (adapters, document
+    # decoding) would make fairseq refuse the config as the translation task's
+    from fairseq.tasks.translation import TranslationConfig
+
+    task = {k: v for k, v in cfg["task"].items() if k in TranslationConfig.__dataclass_fields__}
     task["_name"] = "translation"
     return dict(cfg, model=model, task=task)
 
