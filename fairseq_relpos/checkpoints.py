@@ -14,7 +14,7 @@ import re
 import numpy
 import torch
 
-from . import checkpoint_checks, scratch
+from . import checkpoint_checks, fork, scratch
 
 try:  # numpy 2.x; numpy 1.x has only numpy.core
     from numpy._core import multiarray as _multiarray
@@ -183,8 +183,7 @@ def read_checkpoint(path):
                          f"{type(err).__name__}: {said})") from err
     if not isinstance(state, dict) or "model" not in state or not (state.get("cfg") or state.get("args")):
         raise ValueError(f"{path} is not a fairseq checkpoint: it has no 'model' weights and 'cfg'/'args'")
-    from .fork import translate  # a checkpoint of the authors' fork reads as this plugin's
-    return translate(state, path)
+    return fork.translate(state, path)  # a checkpoint of the authors' fork reads as this plugin's
 
 
 def model_args(state):

@@ -93,6 +93,22 @@ def fill_defaults(args):
             setattr(args, name, value)
 
 
+def complete(args):
+    """The positional part of a relative model's config (an argparse Namespace), checked and
+    filled: the scheme known, no learned or token positional embeddings, no option of another
+    scheme, every unset option at its default. The architectures add fairseq's transformer
+    defaults and :func:`check_model`; a fork checkpoint's options are completed with this alone,
+    so reading a checkpoint needs neither fairseq nor the models."""
+    if getattr(args, "relative_positions", None) not in POSITIONS:
+        raise ValueError(f"unknown relative position type {getattr(args, 'relative_positions', None)!r}; "
+                         f"use one of the architectures transformer_{{{','.join(POSITIONS)}}}")
+    if getattr(args, "encoder_learned_pos", False) or getattr(args, "decoder_learned_pos", False):
+        raise ValueError("--encoder/decoder-learned-pos contradicts relative positions")
+    refuse_unused(args.relative_positions, {name: getattr(args, name, None) for name in DEFAULTS})
+    args.no_token_positional_embeddings = True
+    fill_defaults(args)
+
+
 def argparse_type(name):
     """The same rule as an argparse ``type``, so the command line refuses a bad value at once."""
     convert = int if RULES[name][0] == POSITIVE_INTEGER else float

@@ -6,6 +6,10 @@ names (tests/fork_fixtures.py), so a fork checkpoint must compute exactly its so
 """
 import json
 import math
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -187,6 +191,29 @@ REFUSALS = {
     "LoRA rank not a number": (dict(lora='{"r": "4", "target_modules": "k_proj,v_proj"}'),
                                "--lora-args r must be a positive integer"),
 }
+
+
+READ_ONLY = """
+import sys
+from fairseq_relpos.checkpoints import model_args, read_checkpoint
+args = model_args(read_checkpoint(sys.argv[1]))
+assert args["relative_positions"] == "rope" and args["rope_fraction"] == 0.5, args
+print(" ".join(m for m in sys.modules if m.startswith(("fairseq.", "fairseq_relpos.models"))))
+"""
+
+
+def test_reading_a_fork_checkpoint_registers_nothing(tmp_path):
+    """Imports point one way (issue 28): completing a fork checkpoint's options takes the leaf
+    ``positions`` only, so reading one loads neither fairseq's model registry nor this plugin's
+    models (which would register architectures as a side effect)."""
+    _, _, _, path = source_model(tmp_path, "transformer_rope")
+    fork = forkify(path, tmp_path / "fork.pt")
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", READ_ONLY, str(fork)], cwd=tmp_path, env=env,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [], proc.stdout
 
 
 @pytest.mark.parametrize("case", list(REFUSALS))

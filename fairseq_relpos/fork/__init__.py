@@ -8,6 +8,7 @@ import argparse
 import functools
 import logging
 
+from .. import positions
 from .options import FORK, FORK_ONLY, ForkOptionError, is_fork, plugin_options
 from .weights import ForkWeightsError, drop_merged_adapters, split_fused
 
@@ -59,9 +60,9 @@ def translate(state, path="the checkpoint", overrides=None):
     args.update(options)
     args.update({k: v for k, v in (overrides or {}).items() if k in options})
     if relative is not None:
-        from ..models.relative_transformer import relative_architecture
         full = argparse.Namespace(**args)
-        relative_architecture(full)  # fills and checks the plugin's defaults
+        positions.complete(full)  # fills and checks the plugin's defaults
+        positions.check_model(full)
         args.update(vars(full))
     state[NOTES] = notes
     return state

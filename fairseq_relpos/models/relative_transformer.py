@@ -78,15 +78,7 @@ def attach_relative_positions(stack, args, causal):
 
 def relative_architecture(args):
     """Stock transformer defaults, minus token positional embeddings, plus our options."""
-    if getattr(args, "relative_positions", None) not in POSITIONS:
-        raise ValueError(f"unknown relative position type {getattr(args, 'relative_positions', None)!r}; "
-                         f"use one of the architectures transformer_{{{','.join(POSITIONS)}}}")
-    if getattr(args, "encoder_learned_pos", False) or getattr(args, "decoder_learned_pos", False):
-        raise ValueError("--encoder/decoder-learned-pos contradicts relative positions")
-    positions.refuse_unused(args.relative_positions, {name: getattr(args, name, None)
-                                                      for name in positions.DEFAULTS})
-    args.no_token_positional_embeddings = True
-    positions.fill_defaults(args)
+    positions.complete(args)
     base_architecture(args)
     positions.check_model(args)
 
