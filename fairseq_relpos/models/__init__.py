@@ -1,1 +1,1 @@
-from . import fork_architectures, indictrans2, relative_transformer  # noqa: F401  (registers architectures)
+from . import architectures  # noqa: F401  (registers every architecture, and so the models)

@@ -4,10 +4,10 @@
 fairseq builds a checkpoint's model from its saved model config and ``_name`` picks the model
 class before ``arch``. ``translation_lora`` sets ``_name`` to ``lora_adapted`` and saves the
 adapter spec next to the unchanged ``arch``; this model then builds ``arch`` as usual and wraps
-it the same way before the strict ``load_state_dict``.
+it the same way before the strict ``load_state_dict``. Its architecture name is registered
+with every other in ``architectures``.
 """
-from fairseq.models import (ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, BaseFairseqModel, register_model,
-                            register_model_architecture)
+from fairseq.models import ARCH_CONFIG_REGISTRY, ARCH_MODEL_REGISTRY, BaseFairseqModel, register_model
 
 from ..lora.wrap import wrap
 
@@ -27,11 +27,6 @@ class LoRAAdaptedModel(BaseFairseqModel):
         ARCH_CONFIG_REGISTRY[args.arch](args)
         model = ARCH_MODEL_REGISTRY[args.arch].build_model(args, task)
         return wrap(model, spec)
-
-
-@register_model_architecture(NAME, NAME)
-def lora_adapted(args):
-    """Architecture options come from the checkpoint's real ``arch``."""
 
 
 def mark(model_cfg, model):

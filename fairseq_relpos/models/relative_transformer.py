@@ -6,15 +6,13 @@ positional embeddings; its encoder and decoder self-attention modules are then s
 Parameter names and shapes are exactly the stock ones, so sinusoidal checkpoints load into
 these models by name (see ``checkpoint_surgery``).
 """
-from fairseq.models import register_model, register_model_architecture
+from fairseq.models import register_model
 from fairseq.models.transformer import TransformerModel, base_architecture
 
 from .. import positions
 from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
-from ..positions import POSITIONS
 from ..modules.unfused_layer import unfuse_encoder
 from . import checkpoint_surgery
-from .shape_inheritance import inherit_shape_from_checkpoint
 
 
 @register_model("transformer_relpos")
@@ -82,17 +80,3 @@ def relative_architecture(args):
     base_architecture(args)
     positions.check_model(args)
 
-
-def _register(positions):
-    @register_model_architecture("transformer_relpos", f"transformer_{positions}")
-    def arch(args):
-        inherit_shape_from_checkpoint(args, positions)
-        args.relative_positions = positions
-        relative_architecture(args)
-
-    arch.__doc__ = f"The stock transformer with {positions} relative positions in self-attention."
-    return arch
-
-
-for _positions in POSITIONS:
-    _register(_positions)
