@@ -129,7 +129,7 @@ def test_lost_segments_are_errors(tmp_path, capsys):
 
 
 class _Split:
-    """What DocumentBatchingMixin reads of a dataset: sizes, and fairseq's filter by size."""
+    """What OverLongInputsMixin reads of a dataset: sizes, and fairseq's filter by size."""
 
     def __init__(self, sizes):
         self.sizes = sizes
@@ -147,7 +147,7 @@ def plugin_skip_line(caplog, sizes, max_positions):
     task = SimpleNamespace(cfg=SimpleNamespace(train_subset="train"), datasets={})
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger=over_long_inputs.__name__):
-        over_long_inputs.DocumentBatchingMixin.filter_indices_by_size(
+        over_long_inputs.OverLongInputsMixin.filter_indices_by_size(
             task, list(range(len(sizes))), _Split(sizes), max_positions, ignore_invalid_inputs=True)
     (record,) = caplog.records
     return f"2026-01-01 00:00:00 | WARNING | {record.name} | {record.getMessage()}"

@@ -43,7 +43,7 @@ def add_arguments(parser):
 def main(args):
     check_output(args.output, force=args.force, inputs=[args.input])
     from ..checkpoints import model_args, read_checkpoint, write_checkpoint
-    from ..models.checkpoint_surgery import position_kind
+    from ..models.strict_load import position_kind
     from ..models.switch import switch_positions
 
     given = {name: getattr(args, name) for name in positions.DEFAULTS}

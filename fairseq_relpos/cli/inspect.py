@@ -24,7 +24,7 @@ def _shape(weights, key, dim):
 
 
 def _positions(args, weights):
-    from ..models.checkpoint_surgery import position_kind
+    from ..models.strict_load import position_kind
 
     kind = position_kind(args, weights)
     out = {"type": kind}

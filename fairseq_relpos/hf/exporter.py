@@ -12,7 +12,7 @@ import os
 import shutil
 
 from ..checkpoints import model_args, read_checkpoint
-from ..models.checkpoint_surgery import position_kind
+from ..models.strict_load import position_kind
 from . import json_file, layout, vocab, weights as weight_files
 from .importer import SOURCE_KEY
 

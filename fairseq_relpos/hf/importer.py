@@ -17,7 +17,7 @@ import torch
 from .. import fork
 from ..checkpoints import write_checkpoint
 from ..fork.options import head_dim, shown
-from ..models.checkpoint_surgery import describe_mismatch, mismatches
+from ..models.strict_load import describe_mismatch, mismatches
 from . import json_file, layout, vocab, weights as weight_files
 
 CHECKPOINT = "checkpoint.pt"

@@ -4,7 +4,7 @@ The model is the stock ``TransformerModel``, built by fairseq as usual but witho
 positional embeddings; its encoder and decoder self-attention modules are then switched to
 :class:`RelativeSelfAttention`. Cross-attention keeps no positions, as in the paper.
 Parameter names and shapes are exactly the stock ones, so sinusoidal checkpoints load into
-these models by name (see ``checkpoint_surgery``).
+these models by name (see ``strict_load``).
 """
 from fairseq.models import register_model
 from fairseq.models.transformer import TransformerModel, base_architecture
@@ -12,7 +12,7 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 from .. import positions
 from ..modules import ALiBi, RelativeSelfAttention, RotaryEmbedding
 from ..modules.unfused_layer import unfuse_encoder
-from . import checkpoint_surgery
+from . import strict_load
 
 
 @register_model("transformer_relpos")
@@ -37,13 +37,13 @@ class RelativeTransformerModel(TransformerModel):
         return model
 
     def upgrade_state_dict_named(self, state_dict, name):
-        checkpoint_surgery.drop_absolute_positions(state_dict, name)
+        strict_load.drop_absolute_positions(state_dict, name)
         super().upgrade_state_dict_named(state_dict, name)
 
     def load_state_dict(self, state_dict, strict=True, model_cfg=None, args=None):
         # Registered per load, so it runs after every hook that wrappers (LoRA) registered
         # at build time to rename keys, and sees the state dict exactly as torch will.
-        check = self.register_load_state_dict_pre_hook(checkpoint_surgery.refuse_mismatch)
+        check = self.register_load_state_dict_pre_hook(strict_load.refuse_mismatch)
         try:
             return super().load_state_dict(state_dict, strict=strict, model_cfg=model_cfg, args=args)
         finally:

@@ -9,7 +9,7 @@ options with ``argparse.SUPPRESS``, so an absent attribute means "not given".
 from ..checkpoints import read_model_args
 from ..positions import applies
 from ..starting_checkpoint import starting_checkpoint
-from .checkpoint_surgery import CheckpointMismatchError
+from .strict_load import CheckpointMismatchError
 
 # Options that decide which weights exist and what shape they have, or how a stock layer
 # computes; a run that starts from a checkpoint must agree with it on all of them.

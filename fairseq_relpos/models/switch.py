@@ -5,7 +5,7 @@ from ..checkpoints import model_args
 from ..modules.unfused_layer import drop_fused_copies
 from ..positions import DEFAULTS, applies
 from . import lora_transformer
-from .checkpoint_surgery import RELATIVE_OPTIONS, CheckpointMismatchError, drop_absolute_positions, position_kind
+from .strict_load import RELATIVE_OPTIONS, CheckpointMismatchError, drop_absolute_positions, position_kind
 from .relative_transformer import relative_architecture
 
 

@@ -68,27 +68,28 @@ class RelativeSelfAttention(MultiheadAttention):
         def split_heads(x):
             return x.view(-1, bsz, self.num_heads, self.head_dim).permute(1, 2, 0, 3)
 
-        saved = self._get_input_buffer(incremental_state) if incremental_state is not None else None
-        offset = saved["prev_key"].size(2) if saved and saved.get("prev_key") is not None else 0
-        whole = incremental_state is None and not need_weights
+        kv_cache = self._get_input_buffer(incremental_state) if incremental_state is not None else None
+        offset = kv_cache["prev_key"].size(2) if kv_cache and kv_cache.get("prev_key") is not None else 0
+        # one pass over a full sequence, no cache kept and no weights returned
+        one_pass = incremental_state is None and not need_weights
         causal = attn_mask is not None and offset == 0 and _is_future_mask(attn_mask, tgt_len, tgt_len)
         # ALiBi over a whole sequence attends over reversed keys (see _sdpa_mask): projecting
         # the reversed input gives them with one flip instead of a flip of k and one of v
         # (every large op is a fork/join of the thread team: benchmarks/README.md).
-        reversed_kv = whole and self._alibi_strided(tgt_len, attn_mask, key_padding_mask, causal)
+        reversed_kv = one_pass and self._alibi_strided(tgt_len, attn_mask, key_padding_mask, causal)
         kv_input = query.flip(0) if reversed_kv else query
-        if whole and self.rotary is not None and self._can_project_into(query):
+        if one_pass and self.rotary is not None and self._can_project_into(query):
             q, k = self._rotated_qk(query)
         else:
             q, k = split_heads(self.q_proj(query)), split_heads(self.k_proj(kv_input))
             if self.rotary is not None:
                 q, k = self.rotary(q, offset), self.rotary(k, offset)
         v = split_heads(self.v_proj(kv_input))
-        if saved is not None:
+        if kv_cache is not None:
             if offset:
-                k = _append(saved["prev_key"], k)
-                v = _append(saved["prev_value"], v)
-            prev_padding = saved.get("prev_key_padding_mask")
+                k = _append(kv_cache["prev_key"], k)
+                v = _append(kv_cache["prev_value"], v)
+            prev_padding = kv_cache.get("prev_key_padding_mask")
             if key_padding_mask is not None or prev_padding is not None:
                 key_padding_mask = MultiheadAttention._append_prev_key_padding_mask(
                     key_padding_mask=key_padding_mask,
@@ -97,9 +98,9 @@ class RelativeSelfAttention(MultiheadAttention):
                     src_len=k.size(2),
                     static_kv=False,
                 )
-            saved["prev_key"], saved["prev_value"] = k, v
-            saved["prev_key_padding_mask"] = key_padding_mask
-            self._set_input_buffer(incremental_state, saved)
+            kv_cache["prev_key"], kv_cache["prev_value"] = k, v
+            kv_cache["prev_key_padding_mask"] = key_padding_mask
+            self._set_input_buffer(incremental_state, kv_cache)
 
         src_len = k.size(2)
         if key_padding_mask is not None:

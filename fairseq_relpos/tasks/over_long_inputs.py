@@ -2,14 +2,14 @@
 
 fairseq refuses an input longer than max positions by naming the first one only, or, with
 ``--skip-invalid-size-inputs-valid-test``, skips them logging only the first ten ids.
-:class:`DocumentBatchingMixin` changes this for every split except the training one: over-long
+:class:`OverLongInputsMixin` changes this for every split except the training one: over-long
 inputs raise :class:`InputTooLongError` counting them and naming the first ``MAX_LISTED`` (id,
 line, size, limit); with ``--skip-invalid-size-inputs-valid-test`` they are skipped, and the log
 says the same (one line, however many documents a split holds).
 (That every input is batched, under any task, is the plugin's run-time adaptation
 ``fairseq_patches.keep_last_batch``.) Training keeps fairseq's behaviour (skipping over-long training
 pairs is how fairseq trains). Use it first in the bases of a ``TranslationTask`` subclass:
-``class MyTask(DocumentBatchingMixin, TranslationTask)``.
+``class MyTask(OverLongInputsMixin, TranslationTask)``.
 """
 import logging
 
@@ -42,7 +42,7 @@ def describe_ignored(dataset, ignored, max_positions):
     return f"{len(ignored)} input(s) longer than max positions {max_positions}: {shown}{more}"
 
 
-class DocumentBatchingMixin:
+class OverLongInputsMixin:
     """Over-long non-training inputs are counted and named in an error (or in the log, when skipped)."""
 
     def filter_indices_by_size(self, indices, dataset, max_positions=None, ignore_invalid_inputs=False):

@@ -2,7 +2,7 @@
 
 Identical to ``translation`` (same options, data and checkpoints) except that outside training
 over-long inputs are named, never skipped silently
-(:class:`~fairseq_relpos.tasks.over_long_inputs.DocumentBatchingMixin`). Every input is batched
+(:class:`~fairseq_relpos.tasks.over_long_inputs.OverLongInputsMixin`). Every input is batched
 under any task once the plugin is loaded (``fairseq_patches.keep_last_batch``). Its generator gives
 stock's output without fairseq's per-step copies (``fairseq_relpos.generation``).
 """
@@ -12,7 +12,7 @@ from fairseq.tasks import register_task
 from fairseq.tasks.translation import TranslationConfig, TranslationTask
 
 from ..generation import DocumentDecodingConfig, DocumentGenerationTask
-from .over_long_inputs import DocumentBatchingMixin
+from .over_long_inputs import OverLongInputsMixin
 
 
 @dataclass
@@ -21,5 +21,5 @@ class TranslationDocConfig(TranslationConfig, DocumentDecodingConfig):
 
 
 @register_task("translation_doc", dataclass=TranslationDocConfig)
-class TranslationDocTask(DocumentBatchingMixin, DocumentGenerationTask, TranslationTask):
+class TranslationDocTask(OverLongInputsMixin, DocumentGenerationTask, TranslationTask):
     pass

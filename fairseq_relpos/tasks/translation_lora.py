@@ -20,7 +20,7 @@ from .. import lora
 from ..checkpoints import safe_torch_load
 from ..generation import DocumentDecodingConfig, DocumentGenerationTask
 from ..models import lora_transformer
-from .over_long_inputs import DocumentBatchingMixin
+from .over_long_inputs import OverLongInputsMixin
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class TranslationLoRAConfig(TranslationConfig, DocumentDecodingConfig):
 
 
 @register_task("translation_lora", dataclass=TranslationLoRAConfig)
-class TranslationLoRATask(DocumentBatchingMixin, DocumentGenerationTask, TranslationTask):
+class TranslationLoRATask(OverLongInputsMixin, DocumentGenerationTask, TranslationTask):
     cfg: TranslationLoRAConfig
 
     def build_model(self, cfg, from_checkpoint=False):
