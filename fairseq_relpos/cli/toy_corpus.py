@@ -7,6 +7,7 @@ document test sets of 2 to 32 sentences (see fairseq_relpos.corpora.toy). Same o
 from ..safe_io import check_folder
 from ..corpora.toy import TARGETS, write_toy_corpus
 from ..corpora.writing import train_sentencepiece
+from .shared_options import add_sentencepiece_option, check_sentencepiece
 
 
 def add_arguments(parser):
@@ -22,14 +23,11 @@ def add_arguments(parser):
     parser.add_argument("--doc-separator", metavar="SYM",
                         help="write this symbol between the sentences of the test documents, on both "
                              "sides (e.g. '<s>', for --doc-decoding); default: a space only")
-    parser.add_argument("--sentencepiece", type=int, metavar="VOCAB",
-                        help="also train a joint SentencePiece model of about VOCAB pieces and write "
-                             "every split encoded with it under OUTDIR/spm/ (tags kept in front)")
+    add_sentencepiece_option(parser, "and write every split encoded with it under OUTDIR/spm/ (tags kept in front)")
 
 
 def main(args):
-    if args.sentencepiece is not None and args.sentencepiece < 10:
-        raise ValueError("--sentencepiece needs a vocabulary size of at least 10")
+    check_sentencepiece(args)
     check_folder(args.outdir)
     corpus = write_toy_corpus(args.outdir, seed=args.seed, targets=args.targets,
                               doc_targets=args.doc_targets, train_sentences=args.train_sentences, separator=args.doc_separator)
