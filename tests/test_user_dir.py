@@ -114,6 +114,7 @@ def test_user_dir_after_a_light_import_installs_the_plugin(light, spelling, tmp_
     assert seen["patched"] == [True, True, True]
 
 
+@pytest.mark.slow
 def test_short_user_dir_works_from_another_folder(tmp_path):
     """The mission's own command line, from a folder that is not the repository root."""
     raw = write_reversal_corpus(tmp_path / "raw", sizes=(("train", 40), ("valid", 8), ("test", 5)))
