@@ -88,8 +88,8 @@ def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=Fal
     return prefix.with_suffix(".model")
 
 
-def encode_sentencepiece(corpus, model_path, separator=None):
-    """Every split of ``corpus`` encoded with the SentencePiece model ``model_path`` under
+def encode_sentencepiece(corpus, model_path, separator=None, splits=None):
+    """Every split of ``corpus`` (or those named in ``splits``) encoded with the SentencePiece model ``model_path`` under
     ``spm/``, the tags kept in front and a document ``separator`` kept whole (the text between
     separators is encoded): also how a corpus written again with separators is encoded with the
     model an earlier run trained."""
@@ -97,7 +97,7 @@ def encode_sentencepiece(corpus, model_path, separator=None):
 
     model = spm.SentencePieceProcessor(model_file=str(model_path))
     (corpus.root / "spm").mkdir(exist_ok=True)
-    for split in corpus.splits:
+    for split in corpus.splits if splits is None else splits:
         for path in corpus.files(split):
             with open(path, encoding="utf-8") as f:
                 lines = []
