@@ -1,13 +1,24 @@
-"""Every change the plugin makes to fairseq at run time, in one place, installed when fairseq
-imports the plugin (``--user-dir``). Each exists because stock fairseq main, on today's torch,
-refuses what is safe or loses data; installing twice changes nothing.
+"""The plugin's changes to fairseq's own functions, made at run time when fairseq imports the
+plugin (``--user-dir``): :func:`install` lists every one with its reason. Each exists because
+stock fairseq main, on today's torch, refuses what is safe, loses data or fails unclearly;
+installing twice changes nothing.
+
+Three of the wrappers it installs are written beside what they know: the weights-only reading of
+checkpoints (``checkpoints.allow_fairseq_checkpoints`` and ``checkpoints.name_refused_file``) and
+the reading of the authors' fork's checkpoints (``fork.translate_on_load``). Changes made only to
+the fairseq modules inside the plugin's own models are not here, as they change nothing global:
+the relative architectures take over fairseq's self-attention modules
+(``modules/relative_attention.py``) and encoder layers (``modules/unfused_layer.py``, which turns
+off fairseq 0.12.2's fused fast path), and LoRA sends the attention it adapts through its
+projection modules (``lora/loralib_layers.route_attention_through_modules``).
 """
+import difflib
 import functools
 import inspect
 import os
 
 import numpy as np
-from fairseq import checkpoint_utils
+from fairseq import checkpoint_utils, models
 from fairseq.data import data_utils, indexed_dataset
 from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
@@ -100,7 +111,8 @@ def copy_atomically(copy):
     beside the destination and renamed over it. fairseq saves each checkpoint once (atomically)
     and then copies it to ``checkpoint_best.pt`` and ``checkpoint_last.pt`` with this copy, in
     place: a kill during it left a torn ``checkpoint_last.pt`` that no run could resume from.
-    With the rename, the destination is the old file or the new one, whole. Remote paths
+    With the rename, the destination is the old file or the new one, whole, with the mode of any
+    new file (as ``checkpoint_N.pt``), not the scratch file's private one. Remote paths
     (an iopath handler, ``scheme://``) are left to fairseq as they are."""
     if getattr(copy, "_copies_atomically", False):
         return copy
@@ -113,6 +125,7 @@ def copy_atomically(copy):
         tmp, lock = scratch.scratch_file(dst_path)
         try:
             copy(src_path, tmp, True)
+            os.chmod(tmp, 0o666 & ~scratch.umask())  # fairseq's own checkpoint_N.pt's mode, not mkstemp's 0600
             os.replace(tmp, dst_path)
         except BaseException:
             scratch.remove(tmp)
@@ -123,6 +136,38 @@ def copy_atomically(copy):
 
     atomic_copy._copies_atomically = True
     return atomic_copy
+
+
+class UnknownArchitectureError(ValueError):
+    """A checkpoint of an architecture that neither fairseq nor the --user-dir plugin registered."""
+
+
+def refuse_unknown_architecture(function):
+    """Wrap a fairseq function whose first argument is a checkpoint's model options so that an
+    architecture nobody registered is an UnknownArchitectureError that names it, what this plugin
+    registers and the registered names closest to it. fairseq ends in a traceback instead:
+    ``models.build_model`` (options in ``cfg``) in an IndexError from a format string of its own
+    message, and the conversion of an old checkpoint's ``args`` on load (fairseq < 0.10) in a
+    KeyError."""
+    if getattr(function, "_refuses_unknown_architecture", False):
+        return function
+
+    @functools.wraps(function)
+    def checked(options, *args, **kwargs):
+        arch = getattr(options, "_name", None) or getattr(options, "arch", None)
+        if isinstance(arch, str) and arch not in models.ARCH_MODEL_REGISTRY:
+            ours = sorted(name for name, set_defaults in models.ARCH_CONFIG_REGISTRY.items()
+                          if set_defaults.__module__.startswith(f"{__package__}."))
+            near = difflib.get_close_matches(arch, models.ARCH_MODEL_REGISTRY, n=3)
+            raise UnknownArchitectureError(
+                f"the checkpoint's architecture {arch!r} is not registered, so fairseq cannot build its model: "
+                f"fairseq registers its own and the one --user-dir plugin it loads registers more (this one: "
+                f"{', '.join(ours)}); a checkpoint of another plugin's architecture needs that plugin's "
+                f"--user-dir" + (f" (registered names closest to it: {', '.join(near)})" if near else ""))
+        return function(options, *args, **kwargs)
+
+    checked._refuses_unknown_architecture = True
+    return checked
 
 
 def install():
@@ -148,3 +193,8 @@ def install():
     # fairseq copies each saved checkpoint to checkpoint_last.pt (and _best) in place: a kill
     # mid-copy tore the one file a run resumes from. Copy, then rename.
     PathManager.copy = staticmethod(copy_atomically(PathManager.copy))
+    # A checkpoint of an architecture nobody registered ended in fairseq's IndexError (a cfg) or
+    # KeyError (an old checkpoint's args): name the architecture and what registers which.
+    models.build_model = refuse_unknown_architecture(models.build_model)
+    checkpoint_utils.convert_namespace_to_omegaconf = refuse_unknown_architecture(
+        checkpoint_utils.convert_namespace_to_omegaconf)

@@ -1,16 +1,25 @@
-"""ChrF++ (sacrebleu's ``CHRF(word_order=2)``) overall, by document length and by language pair.
+"""ChrF++ (sacrebleu's ``CHRF(word_order=2)``) overall, by document length and by language pair,
+and sentence by sentence within documents.
 
 Every score is sacrebleu's own corpus score on the selected segments, so the overall number is
-exactly what ``sacrebleu -m chrf --chrf-word-order 2`` gives on the same files. Inputs are either
-fairseq-generate output (``S-``/``T-``/``H-``/``D-`` lines; ``D-``, the detokenised hypothesis,
-is used when present) or plain hypothesis/reference files. Segments are never dropped: a
-missing hypothesis, a gap in the ids or a count mismatch is an error.
+exactly what ``sacrebleu -m chrf --chrf-word-order 2`` gives on the same files (after the same
+normalisation). Inputs are either fairseq-generate output (``S-``/``T-``/``H-``/``D-`` lines;
+``D-``, the detokenised hypothesis, is used when present) or plain hypothesis/reference files.
+Segments are never dropped: a missing hypothesis, a gap in the ids or a count mismatch is an error.
+
+Both sides are NFKC-normalised by default: hypotheses come out of a SentencePiece model that
+normalised its input (IndicTrans2's and the study's use NFKC), references do not, and NFKC
+decomposes some precomposed characters (Bengali U+09DC, U+09DF), so a perfect Bengali output
+would otherwise score about 85.
 """
 import re
-from collections import defaultdict
+import unicodedata
+from collections import defaultdict, namedtuple
 
 from sacrebleu.metrics import CHRF
 
+from .documents.resegment import resegment
+from .documents.sentences import split_sentences
 from .documents.tags import split_tags
 from .safe_io import text_lines
 
@@ -70,6 +79,20 @@ def inputs_read(path):
     return counts.pop() if counts else None
 
 
+# how a run's log says it skipped inputs longer than max positions: this plugin's tasks
+# (tasks/over_long_inputs.py), then fairseq's own (FairseqTask, data_utils)
+_SKIPPED = re.compile(r"skipping ([\d,]+) input\(s\) longer than max positions"
+                      r"|([\d,]+) samples have invalid sizes and will be skipped")
+
+
+def inputs_skipped(path):
+    """How many inputs fairseq-generate skipped as longer than max positions
+    (``--skip-invalid-size-inputs-valid-test``), from its log; 0 when it says of none."""
+    counts = [int((found.group(1) or found.group(2)).replace(",", ""))
+              for found in map(_SKIPPED.search, read_lines(path)) if found]
+    return max(counts, default=0)
+
+
 def length_bucket(tokens):
     """Power-of-two buckets of reference length in whitespace tokens: <=16, 17-32, 33-64, ..."""
     high = 16
@@ -78,7 +101,17 @@ def length_bucket(tokens):
     return f"<={high}" if high == 16 else f"{high // 2 + 1}-{high}"
 
 
-def evaluate(hypotheses, references, sources=None):
+def normalized(texts, normalize=True):
+    """``texts`` in NFKC (Unicode compatibility composition), or as they are."""
+    return [unicodedata.normalize("NFKC", t) for t in texts] if normalize else list(texts)
+
+
+def signature(chrf, normalize=True):
+    """sacrebleu's signature with the normalisation applied before it."""
+    return f"{chrf.get_signature()}|nfkc:{'yes' if normalize else 'no'}"
+
+
+def evaluate(hypotheses, references, sources=None, normalize=True):
     """A dict with the signature, overall score and per-bucket and per-pair scores."""
     if len(hypotheses) != len(references):
         raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
@@ -86,6 +119,7 @@ def evaluate(hypotheses, references, sources=None):
         raise ValueError(f"{len(sources)} sources but {len(references)} references")
     if not references:
         raise ValueError("nothing to score: no segments")
+    hypotheses, references = normalized(hypotheses, normalize), normalized(references, normalize)
     chrf = CHRF(word_order=2)
 
     def score(indices):
@@ -106,11 +140,51 @@ def evaluate(hypotheses, references, sources=None):
     overall = score(range(len(references)))
     return {
         "metric": "chrF++",
-        "signature": str(chrf.get_signature()),
+        "signature": signature(chrf, normalize),
+        "normalize": "nfkc" if normalize else "none",
         "overall": overall,
         "by_length": {k: score(v) for k, v in sorted(groups["length"].items(), key=lambda kv: order(kv[0]))},
         "by_pair": {k: score(v) for k, v in sorted(groups["pair"].items())},
     }
+
+
+Aligned = namedtuple("Aligned", "hypotheses references documents resegmented")
+
+
+def align_sentences(hyp_documents, ref_documents, separator=None, normalize=True):
+    """The sentence pairs of documents, for scoring sentence by sentence. ``ref_documents``: each
+    a list of reference sentences. A hypothesis is cut at ``separator`` (None: it is one
+    sentence); one whose sentence count differs from its reference's is cut again by minimum
+    edit distance against the reference sentences (:mod:`documents.resegment`). Returns the
+    sentences of both sides, each sentence's document number and the numbers of the documents
+    cut again."""
+    if len(hyp_documents) != len(ref_documents):
+        raise ValueError(f"{len(hyp_documents)} hypothesis documents but {len(ref_documents)} reference documents")
+    out = Aligned([], [], [], [])
+    for i, (hyp, refs) in enumerate(zip(hyp_documents, ref_documents)):
+        refs = normalized(refs, normalize)
+        sentences = normalized(split_sentences(hyp, separator) if separator else [hyp], normalize)
+        if len(sentences) != len(refs):
+            sentences = resegment(" ".join(sentences), refs)
+            out.resegmented.append(i)
+        out.hypotheses.extend(sentences)
+        out.references.extend(refs)
+        out.documents.extend([i] * len(refs))
+    return out
+
+
+def aligned_score(aligned):
+    """Corpus ChrF++ over all sentences of :func:`align_sentences`' pairs."""
+    if not aligned.references:
+        raise ValueError("nothing to score: no sentences")
+    score = CHRF(word_order=2).corpus_score(aligned.hypotheses, [aligned.references]).score
+    return {"chrf++": score, "sentences": len(aligned.references), "documents": len(set(aligned.documents)),
+            "resegmented": len(aligned.resegmented), "resegmented_documents": aligned.resegmented}
+
+
+def whole_document(sentences):
+    """A document's sentences joined by single spaces (empty ones left out), to score it whole."""
+    return " ".join(s for s in sentences if s)
 
 
 def table(report):
@@ -120,4 +194,19 @@ def table(report):
     width = max(len(name) for name, _ in rows)
     lines = [f"chrF++ signature: {report['signature']}", f"{'':{width}}  segments  chrF++"]
     lines += [f"{name:{width}}  {v['segments']:8d}  {v['chrf++']:6.2f}" for name, v in rows]
+    if "aligned" in report:
+        a = report["aligned"]
+        lines.append(f"sentence-aligned: chrF++ {a['chrf++']:.2f} over {a['sentences']} sentences of "
+                     f"{a['documents']} documents ({a['resegmented']} cut again by minimum edit distance: "
+                     f"sentence count not the reference's); whole documents above")
+    if "floors" in report:
+        lines.append("whole-document floors, from the references alone (documents, chrF++):")
+        lines += [f"  {name:15s} {v['documents']:8d}  " + (f"{v['chrf++']:6.2f}" if v["chrf++"] is not None else "     -")
+                  for name, v in report["floors"].items()]
+    if "comparison" in report:
+        c = report["comparison"]
+        lines.append(f"against {c['baseline']} (this minus it; paired bootstrap 95% interval, {c['resamples']} "
+                     f"resamples of documents, seed {c['seed']}):")
+        lines += [f"  {name:15s} {v['difference']:+6.2f}  [{v['ci95'][0]:+.2f}, {v['ci95'][1]:+.2f}]"
+                  for name, v in c["scores"].items()]
     return "\n".join(lines)

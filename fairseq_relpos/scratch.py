@@ -56,10 +56,25 @@ def scratch_folder(output, suffix=TMP):
     return path, _lock(path)
 
 
+_STATUS = "/proc/self/status"
+
+
 def umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+    """The process umask, read without changing it. ``os.umask`` reads only by setting a new
+    value: for a moment another thread's new file would get the wrong mode. Linux (4.7 on) gives
+    the umask in ``/proc/self/status``; elsewhere a folder made with mode 0777 in a private
+    temporary folder shows which bits it masks."""
+    try:
+        with open(_STATUS) as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with tempfile.TemporaryDirectory() as folder:
+        probe = os.path.join(folder, "probe")
+        os.mkdir(probe, 0o777)
+        return 0o777 & ~os.stat(probe).st_mode
 
 
 def write_atomically(output, write, mode="wb", encoding=None):

@@ -107,6 +107,17 @@ def test_split_by_book_aligned_and_tagged(corpus):
         assert books[split] <= {41, 8}, split
 
 
+def test_document_tests_carry_their_verses(corpus):
+    """``SPLIT.tgt-sentences`` and ``SPLIT.lines``: each test document's target verses, one
+    sentence each, in order; joined, they are the document."""
+    from fairseq_relpos.documents.sentences import read_sentence_documents
+    for split in corpus.doc_test_splits:
+        documents = read_sentence_documents(corpus.root / f"{split}.tgt-sentences", corpus.root / f"{split}.lines")
+        assert [" ".join(d) for d in documents] == read(corpus.files(split)[1]), split
+        for document, source in zip(documents, read(corpus.files(split)[0])):
+            assert [keys_in(verse) for verse in document] == [[k] for k in keys_in(source)]
+
+
 def test_document_data_only_for_document_languages_with_chapter_ids(corpus):
     src = read(corpus.files("train-docs")[0])
     ids = read(corpus.root / "train-docs.ids")

@@ -12,7 +12,7 @@ from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train
 from fairseq_relpos.cli import main as cli
 from fairseq_relpos.corpora import toy as toydata
 from fairseq_relpos.fairseq_patches import NoInputError
-from fairseq_relpos.tasks.over_long_inputs import InputTooLongError
+from fairseq_relpos.tasks.over_long_inputs import MAX_LISTED, InputTooLongError
 from fairseq_relpos.tasks.translation_doc import TranslationDocConfig, TranslationDocTask
 from fairseq_relpos.tasks.translation_lora import TranslationLoRAConfig, TranslationLoRATask
 
@@ -72,6 +72,20 @@ def test_over_long_inputs_are_named(caplog):
                                       ignore_invalid_inputs=True)
     assert sorted(int(i) for b in itr.frozen_batches for i in b) == [0, 2, 4]
     assert "#1 (line 2" in caplog.text and "#3 (line 4" in caplog.text
+
+
+def test_skipped_inputs_are_counted_and_the_first_ones_named(caplog):
+    """A split of thousands of over-long documents must not log thousands of ids on one line."""
+    n = MAX_LISTED + 70
+    task = make_task(TranslationDocTask, [5] + [40] * n)
+    with caplog.at_level(logging.WARNING):
+        task.get_batch_iterator(task.datasets["test"], max_tokens=1000, max_positions=(30, 30),
+                                ignore_invalid_inputs=True)
+    said = caplog.text
+    assert f"skipping {n} input(s) longer than max positions" in said
+    named = [int(i) for i in re.findall(r"#(\d+) \(line", said)]
+    assert named == list(range(1, MAX_LISTED + 1)) and said.rstrip().endswith(
+        "and 70 more (--skip-invalid-size-inputs-valid-test)")
 
 
 # ---- the real fairseq-generate on toy documents ------------------------------------------------

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.experiment.decode import run_on
+from benchmarks.experiment.data import reference_floors, write_sentence_documents
+from benchmarks.experiment.decode import ci95_vs_split, run_on, score_segments
 from benchmarks.experiment import train
 from benchmarks.experiment.grid import Job, base_cap, jobs_in_order, study_jobs
 from benchmarks.experiment.runner import cell_dir
@@ -68,6 +69,43 @@ def test_run_on_counts_a_document_at_the_cap_of_its_batch(tmp_path):
     info = {"segments": [{"split": "doc", "lang": "hin_Deva", "tokens": 3}] * 2, "ref_file": "eval.ref"}
     out = run_on(tmp_path, {"seed": 1, "regime": "full", "positions": "rope"}, info)["doc"]
     assert out["at_cap"] == 0.5 and out["at_own_cap"] == 1.0
+
+
+def test_document_test_sets_are_also_scored_sentence_by_sentence(tmp_path):
+    """score_segments adds aligned ChrF++ to the document test sets (outputs without separators
+    cut again against the reference sentences), NFKC on both sides; ci95_vs_split is the paired
+    interval of aligned ChrF++ against the split mode's outputs; the floors come per test set."""
+    from sacrebleu.metrics import CHRF
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    ref_docs = [["ka\u09dc kha .", "ga gha ."], ["x y z .", "u v ."], ["one ."], ["two ."],
+                ["a b c .", "d e f .", "g h ."], ["p q .", "r s t ."]]
+    segments = [{"split": "doc", "lang": "ben_Beng"}, {"split": "doc", "lang": "spa_Latn"},
+                {"split": "sent", "lang": "ben_Beng"}, {"split": "sent", "lang": "spa_Latn"},
+                {"split": "doc", "lang": "spa_Latn"}, {"split": "doc", "lang": "ben_Beng"}]
+    (raw / "eval.ref").write_text("".join(" ".join(d) + "\n" for d in ref_docs))
+    write_sentence_documents(raw / "eval.ref-sentences", raw / "eval.lines", ref_docs)
+    info = {"segments": segments, "ref_file": "eval.ref", "ref_sentences": ["eval.ref-sentences", "eval.lines"],
+            "languages": ["ben_Beng", "spa_Latn"], "groups": {"ben_Beng": "related", "spa_Latn": "seen"},
+            "doc_languages": ["spa_Latn"]}
+    nfkc = "ka\u09a1\u09bc kha ."  # what SentencePiece's NFKC makes of the reference's U+09DC
+    hyps = [f"{nfkc} ga gha .", "x y z . u w .", "one .", "two .", "a b c . d e f . g h .", "p q . r s t ."]
+    scores, signatures = score_segments(tmp_path, info, hyps, "test")
+    assert signatures["chrf++"].endswith("nfkc:yes")
+    doc = scores["doc"]
+    assert doc["ben_Beng"]["aligned_chrf++"] == 100 and doc["ben_Beng"]["chrf++"] == 100  # NFKC on both sides
+    assert doc["all"]["resegmented"] == 4 and "aligned_chrf++" not in scores["sent"]["all"]
+    sentences = [nfkc, "ga gha .", "x y z .", "u w .", "a b c .", "d e f .", "g h .", "p q .", "r s t ."]
+    refs = [s.replace("\u09dc", "\u09a1\u09bc") for d in (0, 1, 4, 5) for s in ref_docs[d]]
+    assert doc["all"]["aligned_chrf++"] == round(CHRF(word_order=2).corpus_score(sentences, [refs]).score, 2)
+    split_hyps = [h.replace(" .", " . <s>", 1) for h in hyps]  # with separators: the same sentences
+    assert ci95_vs_split(tmp_path, info, hyps, split_hyps, split="doc", separator="<s>") == [0.0, 0.0]
+    worse = ["ka", "x", "one .", "two .", "a", "p"]
+    low, high = ci95_vs_split(tmp_path, info, hyps, worse, split="doc")
+    assert 0 < low <= high
+    floors = reference_floors(segments, ref_docs)
+    assert set(floors) == {"doc"} and set(floors["doc"]) == {"all", "ben_Beng", "spa_Latn"}
+    assert floors["doc"]["all"]["prefix_0.63"] > floors["doc"]["all"]["prefix_0.15"]
 
 
 def test_jobs_put_headline_cells_first_and_variants_after_full():
@@ -221,7 +259,7 @@ def test_quick_study_decodes_documents_in_modes_diagnoses_looping_and_rescores(t
     looping = sep["looping"]
     assert looping["diagnosis"]["summary"]["documents"] == documents
     assert set(looping["decodes"]) == {"greedy", "unnormalized", "lenpen0.5"}
-    assert "prefix_0.30" in results["doc_eval"]["floors"]["all"]
+    assert "prefix_0.30" in results["doc_eval"]["floors"]["doc8"]["all"]
     md = (work / "results.md").read_text()
     assert "**Document evaluation set**" in md and "**Why the models loop**" in md
     before = (work / "seed1" / "full-rope-sep" / "decodes" / "split.txt").stat().st_mtime_ns
@@ -269,6 +307,9 @@ def test_quick_mode_runs_every_step_of_a_small_grid(tmp_path):
     assert "**Through CTranslate2**" in (work / "results.md").read_text()
     for c in results["cells"]:
         assert all(0 <= s["all"]["chrf++"] <= 100 for s in c["scores"].values())
+        assert c["signature"].endswith("nfkc:yes")  # documents also scored sentence by sentence
+        assert all(0 <= s["all"]["aligned_chrf++"] <= 100 for name, s in c["scores"].items() if name != "sent")
+    assert set(results["data"]["floors"]) == set(cells["full", "rope", None]["scores"]) - {"sent"}
     assert (work / "results.md").read_text().startswith("toy corpus")
 
 
@@ -308,7 +349,7 @@ def test_mode_outputs_are_read_sentence_by_sentence_and_capped_as_the_generator_
     assert whole["at_cap"] == 0.5 and whole["fell_back"] == 1 and "sentences_at_cap" not in whole
 
 
-def test_decodes_layout_scores_each_mode_whole_and_sentence_by_sentence_against_split():
+def test_decodes_layout_scores_each_mode_whole_and_sentence_by_sentence_against_split(tmp_path):
     """results.json's ``decodes``: per mode the scores' layout (test set -> group -> entry), each
     entry with whole-document ChrF++ (sacrebleu on the documents), aligned ChrF++ (sacrebleu on
     the sentence pairs; an output without separators cut again against the reference
@@ -318,16 +359,21 @@ def test_decodes_layout_scores_each_mode_whole_and_sentence_by_sentence_against_
 
     from benchmarks.experiment.doc_scores import decodes_layout
     chrf = CHRF(word_order=2)
-    info = {"languages": ["spa_Latn", "ben_Beng"], "groups": {"spa_Latn": "seen", "ben_Beng": "related"},
-            "doc_languages": ["spa_Latn"]}
     langs = ["spa_Latn", "spa_Latn", "ben_Beng", "ben_Beng"]
     refs = [["uno dos tres .", "cuatro cinco ."], ["seis siete .", "ocho nueve diez ."],
             ["ka\u09dc kha .", "ga gha ."], ["ca cha ja .", "jha ."]]
+    raw = tmp_path / "data" / "raw"
+    raw.mkdir(parents=True)
+    (raw / "doc-eval.ref").write_text("".join(" ".join(r) + "\n" for r in refs))
+    write_sentence_documents(raw / "doc-eval.ref-sentences", raw / "doc-eval.lines", refs)
+    data = {"languages": ["spa_Latn", "ben_Beng"], "groups": {"spa_Latn": "seen", "ben_Beng": "related"},
+            "doc_languages": ["spa_Latn"], "segments": [{"split": "chapter", "lang": lang} for lang in langs],
+            "ref_file": "doc-eval.ref", "ref_sentences": ["doc-eval.ref-sentences", "doc-eval.lines"]}
     nfkc = "ka\u09a1\u09bc kha ."  # what SentencePiece's NFKC makes of U+09DC
     split = [["uno dos tres .", "cuatro cinco ."], ["seis siete .", "ocho nueve once ."],
              [nfkc, "ga gha ."], ["ca cha ja .", "jha ."]]
     whole = [["uno dos tres . cuatro cinco ."], ["seis . seis . seis ."], [f"{nfkc} ga gha ."], ["ca ."]]
-    out = decodes_layout(langs, refs, {"split": split, "whole": whole, "same": split}, info, "chapter")
+    out = decodes_layout(tmp_path, data, {"split": split, "whole": whole, "same": split})
     assert set(out) == {"split", "whole", "same"}
     for mode in out:
         assert set(out[mode]["scores"]) == {"chapter"}

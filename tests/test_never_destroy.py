@@ -5,6 +5,7 @@ input and every earlier output as it was.
 Every refusal is checked to be one line that names the path and says what to do, and every
 folder the command touched is compared by checksums before and after.
 """
+import argparse
 import builtins
 import errno
 import hashlib
@@ -29,6 +30,7 @@ from model_builders import build, write_dicts
 from fairseq import checkpoint_utils
 from fairseq_relpos.cli import main as cli
 from fairseq_relpos.checkpoints import UnsafeCheckpointError, read_checkpoint
+from fairseq_relpos.fairseq_patches import UnknownArchitectureError
 from fairseq_relpos.modules.rotary import RotaryEmbedding
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,6 +145,13 @@ def test_evaluate_json_never_replaces_an_input_and_needs_force(tmp_path, capsys)
         refused(capsys, "evaluate", "--hyp", hyp, "--ref", ref, "--src", src, "--json", target, "--force",
                 mentions=[f"refusing to overwrite the input {target}", "write to another file"])
     refused(capsys, "evaluate", "--generate", gen, "--json", gen, "--force", mentions=[gen])
+    assert checksums(tmp_path) == before
+    sentences, lines, other = (tmp_path / n for n in ("ref.sentences", "ref.lines", "other"))
+    sentences.write_text("a b c\nd f\n"), lines.write_text("1\n2\n"), other.write_text("a b\nd\n")
+    before = checksums(tmp_path)
+    for target in (sentences, lines, other):  # the document inputs too
+        refused(capsys, "evaluate", "--hyp", hyp, "--ref-sentences", sentences, "--lines", lines, "--baseline", other,
+                "--json", target, "--force", mentions=[f"refusing to overwrite the input {target}"])
     assert checksums(tmp_path) == before
     out = tmp_path / "scores.json"
     assert cli.main(["evaluate", "--hyp", str(hyp), "--ref", str(ref), "--json", str(out)]) == 0
@@ -272,6 +281,44 @@ def test_export_of_an_unregistered_architecture_is_one_line(run_dir, tmp_path, c
     refused(capsys, "export", odd, tmp_path / "ct2", "--data", data,
             mentions=[odd, "'transformer_from_elsewhere'", "not registered"])
     assert sorted(os.listdir(tmp_path)) == ["odd.pt"]
+
+
+@pytest.mark.parametrize("saved", ["cfg", "args"])
+def test_loading_a_checkpoint_of_an_unregistered_architecture_names_it(run_dir, tmp_path, saved):
+    """What fairseq-generate --path does; fairseq ended in an IndexError (cfg) or KeyError (the
+    args of a checkpoint of fairseq < 0.10)."""
+    _, data, best = run_dir
+    state = torch.load(best, weights_only=False)
+    model = state["cfg"]["model"]
+    if saved == "args":  # as fairseq < 0.10 saved it: one Namespace of every option
+        state["args"] = argparse.Namespace(**{**vars(model), **state["cfg"]["task"], "task": "translation"})
+        del state["args"]._name
+        state["cfg"] = None
+        model = state["args"]
+    model.arch = "transformer_rop"  # one letter short of the plugin's transformer_rope
+    if saved == "cfg":
+        model._name = model.arch
+    odd = save_checkpoint(state, tmp_path / "odd.pt")
+    with pytest.raises(UnknownArchitectureError) as err:
+        checkpoint_utils.load_model_ensemble_and_task([str(odd)], arg_overrides={"data": str(data)})
+    said = str(err.value)
+    assert "\n" not in said and said.startswith("the checkpoint's architecture 'transformer_rop' is not registered")
+    assert "transformer_18_18" in said and "needs that plugin's --user-dir" in said
+    assert "(registered names closest to it: transformer_rope, " in said
+
+
+@pytest.mark.slow
+def test_fairseq_generate_names_an_unregistered_architecture(run_dir, tmp_path):
+    _, data, best = run_dir
+    state = torch.load(best, weights_only=False)
+    state["cfg"]["model"].arch = state["cfg"]["model"]._name = "transformer_from_elsewhere"
+    odd = save_checkpoint(state, tmp_path / "odd.pt")
+    proc = h.run("generate", data, "--path", odd, "--user-dir", h.PLUGIN, "--source-lang", "src",
+                 "--target-lang", "tgt", check=False, env=ONE_THREAD)
+    last = proc.stderr.strip().splitlines()[-1]
+    assert proc.returncode != 0 and last.startswith(
+        "fairseq_relpos.fairseq_patches.UnknownArchitectureError: the checkpoint's architecture "
+        "'transformer_from_elsewhere' is not registered"), proc.stderr[-2000:]
 
 
 # ------------------------------------------------------------ 7. torn checkpoints

@@ -54,6 +54,18 @@ def test_document_training_data_only_in_document_languages(corpus):
         assert doc_id.startswith(split_tags(line)[0][1])
 
 
+def test_document_tests_carry_their_target_sentences(corpus):
+    """``SPLIT.tgt-sentences`` and ``SPLIT.lines`` give each test document's sentences (for
+    scoring sentence by sentence): joined, they are the document; there are N of them."""
+    from fairseq_relpos.documents.sentences import read_sentence_documents
+    for n in toydata.DOC_SENTENCES:
+        split = f"test-doc{n}"
+        documents = read_sentence_documents(corpus.root / f"{split}.tgt-sentences", corpus.root / f"{split}.lines")
+        assert [" ".join(d) for d in documents] == read(corpus.files(split)[1])
+        assert {len(d) for d in documents} == {n}
+        assert all(s.endswith(" .") and " . " not in s for d in documents for s in d)
+
+
 def test_document_tests_grow_past_eight_times_the_longest_training_sentence(corpus):
     longest = max(len(line.split()) for line in read(corpus.files("train")[0]))
     longest_doc = {n: max(len(line.split()) for line in read(corpus.files(f"test-doc{n}")[0]))

@@ -22,8 +22,21 @@ it is written and tokenised, its language groups), and a thin script per corpus 
 4. every model decodes the sentence test set and the document test sets in one
    fairseq-generate run (``--task translation_doc``, raised max positions and max-len-a/b so
    that nothing is truncated), scored per test set (length bucket) and language group with
-   sacrebleu's ChrF++ (through ``fairseq_relpos.scoring``) and BLEU, and the
-   hypothesis/reference length ratio (whitespace tokens).
+   sacrebleu's ChrF++ (through ``fairseq_relpos.scoring``, NFKC on both sides) and BLEU, and
+   the hypothesis/reference length ratio (whitespace tokens); document test sets also
+   sentence by sentence (``aligned_chrf++``: outputs cut at a separator or again by minimum
+   edit distance against the reference sentences the corpus writes), their whole-document
+   score beside its floors from references alone (``data.floors``);
+5. the study of issue 26, after the grid's cells, in its order of importance
+   (:func:`.grid.study_jobs`): a *document evaluation set* (:mod:`.doc_eval`: the corpus's
+   documents with ``<s>`` between their sentences on both sides, e.g. the Bible's 24 test
+   chapters) decoded by every decodable cell in the ``split`` mode (the split-and-join
+   baseline), cells fine-tuned on separated documents (``--sep-cells``; ``--sep-seed-cells``
+   also for every seed and ``--ft-seeds``, further fine-tuning seeds on the first seed's base)
+   in every mode of ``--modes`` (:mod:`.doc_decode`, scored by :mod:`.doc_scores` into each
+   cell's ``decodes``), the grid's cells in their other modes, and with ``--looping`` the
+   looping experiments (:mod:`.looping`). ``--rescore`` makes every score again from the
+   cached outputs.
 
 Cells are cached (``WORKDIR/seed{S}/{cell}/cell.json``) and locked: a re-run skips finished
 cells, and a second runner started with ``--reverse`` on the same work directory works
@@ -32,6 +45,6 @@ go to ``--outdir``. Extra seeds (after the first) re-train the base and run only
 ``--extra-seed-cells`` (the headline cells) unless ``--all-cells``.
 """
 from .grid import main
-from .settings import DOC_SHARES, GEN_POSITIONS, Corpus
+from .settings import DOC_SHARES, GEN_POSITIONS, MODES, Corpus
 
-__all__ = ["Corpus", "DOC_SHARES", "GEN_POSITIONS", "main"]
+__all__ = ["Corpus", "DOC_SHARES", "GEN_POSITIONS", "MODES", "main"]

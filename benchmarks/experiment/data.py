@@ -6,8 +6,10 @@ import shutil
 import statistics
 
 from fairseq_relpos.documents.make_docs import make_documents
+from fairseq_relpos.documents.sentences import read_sentence_documents
 from fairseq_relpos.documents.tags import join_source, join_target, split_tags
-from fairseq_relpos.scoring import read_lines
+from fairseq_relpos.floors import floors
+from fairseq_relpos.scoring import normalized, read_lines
 
 from .runner import log, run, wait_for, write_atomic
 
@@ -143,6 +145,36 @@ def chosen_lines(src, limit):
     return sorted(i for ids in per_lang.values() for i in ids[:max(1, limit // len(per_lang))])
 
 
+def write_sentence_documents(sentences_path, lines_path, documents):
+    """Documents' sentences, one a line, and each document's 1-based line numbers in that file
+    (make-docs's ``.lines`` format; ``fairseq-relpos evaluate --ref-sentences --lines``)."""
+    numbers, count = [], 0
+    for document in documents:
+        numbers.append(" ".join(str(count + k) for k in range(1, len(document) + 1)))
+        count += len(document)
+    write_lines(sentences_path, [s for document in documents for s in document])
+    write_lines(lines_path, numbers)
+
+
+def reference_floors(segments, ref_docs):
+    """What a whole-document score is worth (``fairseq_relpos.floors``: another document's
+    reference, the reference cut short, a looped prefix), for each document test set, over all
+    its documents and per language."""
+    out = {}
+    for split in dict.fromkeys(seg["split"] for seg in segments):
+        idx = [i for i, seg in enumerate(segments) if seg["split"] == split]
+        if all(len(ref_docs[i]) == 1 for i in idx):
+            continue
+        docs, langs = [normalized(ref_docs[i]) for i in idx], [segments[i]["lang"] for i in idx]
+        parts = {"all": list(range(len(idx))), **{lang: [k for k, x in enumerate(langs) if x == lang]
+                                                  for lang in dict.fromkeys(langs)}}
+        out[split] = {}
+        for name, ks in parts.items():
+            got = floors([docs[k] for k in ks], [langs[k] for k in ks])
+            out[split][name] = {f: (round(v["chrf++"], 2) if v["chrf++"] is not None else None) for f, v in got.items()}
+    return out
+
+
 def prepare_data(spec, work, cfg, args, threads):
     """Corpus, documents, the evaluation set and binarised data; cached."""
     data = work / "data"
@@ -155,17 +187,21 @@ def prepare_data(spec, work, cfg, args, threads):
     raw.mkdir(parents=True)
     corpus, encoded = spec.write(raw / "corpus", cfg, args)
     # one evaluation set: sentence test set, then each document test set; segments remembered
-    segments, src_lines, tgt_lines, ref_lines = [], [], [], []
+    segments, src_lines, tgt_lines, ref_lines, ref_docs = [], [], [], [], []
     for name, split in cfg["eval_splits"]:
         src, tgt = (read_lines(p) for p in encoded(split))
         ref = read_lines(corpus.files(split)[1])
+        sentences = (read_sentence_documents(corpus.root / f"{split}.tgt-sentences", corpus.root / f"{split}.lines")
+                     if split in corpus.doc_test_splits else [[line] for line in ref])
         keep = chosen_lines(src, cfg["test_sentences"] if name == "sent" else cfg["docs_per_split"])
         for i in keep:
             segments.append({"split": name, "lang": src[i].split()[1], "tokens": len(tgt[i].split())})
             src_lines.append(src[i])
             tgt_lines.append(tgt[i])
             ref_lines.append(ref[i])
+            ref_docs.append(sentences[i])
     write_lines(raw / "eval.src", src_lines)
+    write_sentence_documents(raw / "eval.ref-sentences", raw / "eval.lines", ref_docs)
     write_lines(raw / "eval.tgt", tgt_lines)
     write_lines(raw / "eval.ref", ref_lines)
     sent = sum(seg["split"] == "sent" for seg in segments)  # the sentence test set alone: test1
@@ -187,6 +223,8 @@ def prepare_data(spec, work, cfg, args, threads):
         "ft_variants": {},
         "ft_sentences": len(read_lines(encoded("train")[0])),
         "ref_file": "eval.ref",
+        "ref_sentences": ["eval.ref-sentences", "eval.lines"],
+        "floors": reference_floors(segments, ref_docs),
         "ref_tokens": {},
         "corpus_manifest": json.loads((corpus.root / "corpus.json").read_text()),
     }

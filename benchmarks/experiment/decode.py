@@ -4,7 +4,9 @@ import json
 import subprocess
 import sys
 
-from fairseq_relpos.scoring import evaluate, read_generate, read_lines
+from fairseq_relpos.bootstrap import paired_bootstrap
+from fairseq_relpos.documents.sentences import read_sentence_documents, split_sentences
+from fairseq_relpos.scoring import align_sentences, aligned_score, evaluate, read_generate, read_lines, whole_document
 
 from .runner import PLUGIN, dir_of, log, run, write_atomic
 from .settings import GEN_POSITIONS
@@ -61,9 +63,12 @@ def torch_free_updates(ckpt):
 
 
 def score(hyps, refs):
-    """ChrF++ (``fairseq_relpos.scoring``), BLEU and the hypothesis/reference length ratio."""
+    """ChrF++ (``fairseq_relpos.scoring``, NFKC on both sides), BLEU (on the same normalised
+    texts) and the hypothesis/reference length ratio."""
     from sacrebleu.metrics import BLEU
+    from fairseq_relpos.scoring import normalized
     chrf = evaluate(hyps, refs)
+    hyps, refs = normalized(hyps), normalized(refs)
     bleu = BLEU()
     return {"chrf++": round(chrf["overall"]["chrf++"], 2), "bleu": round(bleu.corpus_score(hyps, [refs]).score, 2),
             "segments": len(refs),
@@ -105,28 +110,77 @@ def sentences_only(data_info):
     return dict(info, segments=sent, ref_file="eval-sent.ref")
 
 
-def score_segments(work, data_info, hyps, source):
+def score_segments(work, data_info, hyps, source, separator=None):
     """Scores per test set and group (all, each group, unseen, each language) of one hypothesis
-    per test segment, in order; ``source`` names where they came from, for the error."""
+    per test segment, in order; ``source`` names where they came from, for the error. Document
+    test sets are also scored sentence by sentence (``aligned_chrf++``, with ``resegmented``: the
+    documents whose output was cut again by minimum edit distance, as every output without
+    ``separator`` between its sentences is); their whole-document score leaves the separator out."""
     refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
     segments = data_info["segments"]
     if len(hyps) != len(refs) or len(refs) != len(segments):
         raise RuntimeError(f"{source}: {len(hyps)} hypotheses for {len(refs)} references")
+    ref_docs = reference_documents(work, data_info)
+    aligned = align_sentences(hyps, ref_docs, separator) if ref_docs is not None else None
+    if separator:
+        hyps = [whole_document(split_sentences(h, separator)) for h in hyps]
     scores, signatures = {}, {}
     for split in dict.fromkeys(s["split"] for s in segments):
-        idx = [i for i, s in enumerate(segments) if s["split"] == split]
-        by_lang = {lang: [i for i in idx if segments[i]["lang"] == lang] for lang in data_info["languages"]}
-        groups = {"all": idx}
-        for lang, ids in by_lang.items():
-            groups.setdefault(data_info["groups"][lang], []).extend(ids)
-        groups.setdefault("unseen", [i for i in idx if segments[i]["lang"] not in data_info["doc_languages"]])
-        groups.update(by_lang)
+        groups = split_groups(data_info, split)
+        documents = aligned is not None and any(len(ref_docs[i]) > 1 for i in groups["all"])
         scores[split] = {}
         for group, ids in groups.items():
             if ids:
                 scores[split][group], signatures["chrf++"], signatures["bleu"] = score(
                     [hyps[i] for i in ids], [refs[i] for i in ids])
+                if documents:
+                    got = aligned_score(_sentences_of(aligned, ids))
+                    scores[split][group].update({"aligned_chrf++": round(got["chrf++"], 2),
+                                                 "resegmented": got["resegmented"]})
     return scores, signatures
+
+
+def split_groups(data_info, split):
+    """The segment numbers of a test set: all, each language group, unseen, each language."""
+    segments = data_info["segments"]
+    idx = [i for i, s in enumerate(segments) if s["split"] == split]
+    by_lang = {lang: [i for i in idx if segments[i]["lang"] == lang] for lang in data_info["languages"]}
+    groups = {"all": idx}
+    for lang, ids in by_lang.items():
+        groups.setdefault(data_info["groups"][lang], []).extend(ids)
+    groups.setdefault("unseen", [i for i in idx if segments[i]["lang"] not in data_info["doc_languages"]])
+    groups.update(by_lang)
+    return groups
+
+
+def reference_documents(work, data_info):
+    """Each test segment's reference sentences (None for data prepared before they were kept)."""
+    if "ref_sentences" not in data_info:
+        return None
+    sentences, lines = (work / "data" / "raw" / name for name in data_info["ref_sentences"])
+    return read_sentence_documents(sentences, lines)
+
+
+def _sentences_of(aligned, ids):
+    """The aligned sentence pairs of the documents ``ids``."""
+    keep = set(ids)
+    chosen = [k for k, d in enumerate(aligned.documents) if d in keep]
+    return type(aligned)([aligned.hypotheses[k] for k in chosen], [aligned.references[k] for k in chosen],
+                         [aligned.documents[k] for k in chosen], [d for d in aligned.resegmented if d in keep])
+
+
+def ci95_vs_split(work, data_info, hyps, split_hyps, split="chapter", group="all", separator=None):
+    """The paired bootstrap 95% interval (``fairseq_relpos.bootstrap``: 1,000 resamples of
+    documents, seed 12345) of aligned ChrF++ of ``hyps`` minus that of ``split_hyps`` (the
+    ``split`` mode's outputs of the same segments) on one test set and group: ``[low, high]``."""
+    ref_docs = reference_documents(work, data_info)
+    if ref_docs is None:
+        raise RuntimeError("the data was prepared without reference sentences (data/raw/eval.lines): prepare it again")
+    ids = split_groups(data_info, split)[group]
+    mine, theirs = (align_sentences([h[i] for i in ids], [ref_docs[i] for i in ids], separator)
+                    for h in (hyps, split_hyps))
+    low, high = paired_bootstrap(mine.hypotheses, theirs.hypotheses, mine.references, groups=mine.documents)["ci95"]
+    return [round(low, 2), round(high, 2)]
 
 
 def run_on(work, cell, data_info):

@@ -16,8 +16,9 @@ import time
 from fairseq_relpos.scoring import read_generate, read_lines
 
 from .ct2_check import detokenize, fairseq_batches
-from .doc_eval import doc_eval_dir, reference_documents
-from .doc_scores import context_layout, decodes_layout, floors_layout
+from .decode import reference_documents
+from .doc_eval import doc_eval_dir
+from .doc_scores import context_layout, decodes_layout, doc_data
 from .runner import PLUGIN, REPO, Lock, cell_name, dir_of, key_of, log, plugin_fingerprint, run, write_atomic
 from .settings import GEN_POSITIONS, MODES, SEPARATOR
 from .train import positions_args
@@ -214,7 +215,8 @@ def cell_decodes(spec, work, cfg, data_info, doc_info, c, rescore=False, directo
         if cached["key"] == json.loads(json.dumps(key)):
             return cached["result"]
     _, post = post_processing(spec.gen_args)
-    references = reference_documents(work, doc_info)
+    data = doc_data(data_info, doc_info)
+    references = reference_documents(work, data)
     langs = [d["lang"] for d in doc_info["documents"]]
     sources = source_sentences(work, doc_info)
     outputs, run_on = {}, {}
@@ -226,15 +228,10 @@ def cell_decodes(spec, work, cfg, data_info, doc_info, c, rescore=False, directo
         caps = caps_at(doc_info, sources, info["args"], info["subset"], cfg)
         run_on[mode] = run_on_of(outputs[mode], caps, references, fell_back(path))
     texts = {mode: [s for s, _, _ in docs] for mode, docs in outputs.items()}
-    layout = decodes_layout(langs, references, texts, data_info, doc_info["settings"]["name"])
+    layout = decodes_layout(work, data, texts)
     for mode in layout:
         layout[mode]["run_on"] = {doc_info["settings"]["name"]: run_on[mode]}
         layout[mode]["decode_seconds"] = done[mode]["decode_seconds"]
     result = {"decodes": layout, "context": context_layout(spec.context, langs, references, texts)}
     write_atomic(cache, json.dumps({"key": key, "result": result}, indent=1, ensure_ascii=False) + "\n")
     return result
-
-
-def doc_eval_floors(work, data_info, doc_info):
-    references = reference_documents(work, doc_info)
-    return floors_layout([d["lang"] for d in doc_info["documents"]], references, data_info)

@@ -8,8 +8,9 @@ cells were decoded before either existed gains them without training anything ag
 sides and encoded with the model's own tokeniser (the SentencePiece model of ``data/raw/corpus``,
 not trained again), binarised with the base's dictionaries: subset ``test`` with the separators
 in the source, ``test1`` without them (what models fine-tuned without separators read, as in
-the older evaluation set). ``refs.txt`` holds each document's reference sentences joined by
-the separator: the sentence references of the aligned scores.
+the older evaluation set). Its references are an evaluation set of their own under
+``data/raw`` (``doc-eval.ref``: each document whole; ``doc-eval.ref-sentences`` and
+``doc-eval.lines``: its sentences), scored as the older one is (``decode.score_segments``).
 """
 import json
 import shutil
@@ -17,7 +18,7 @@ import shutil
 from fairseq_relpos.documents.tags import split_tags
 from fairseq_relpos.scoring import read_lines
 
-from .data import write_lines
+from .data import reference_floors, write_lines, write_sentence_documents
 from .runner import log, run, wait_for, write_atomic
 from .settings import SEPARATOR
 
@@ -78,34 +79,39 @@ def _prepare(spec, work, cfg, args, threads, out, done):
                           "tokens": len(tgt[i].split()) - (len(sentences) - 1)})
     plain = [" ".join(t for t in src[i].split() if t != SEPARATOR) for i in keep]
     for name, lines in (("sep.src", [src[i] for i in keep]), ("sep.tgt", [tgt[i] for i in keep]),
-                        ("plain.src", plain), ("plain.tgt", [tgt[i] for i in keep]),
-                        ("refs.txt", [raw_tgt[i] for i in keep])):
+                        ("plain.src", plain), ("plain.tgt", [tgt[i] for i in keep])):
         write_lines(out / name, lines)
+    references = [raw_tgt[i].split(JOIN) for i in keep]
+    raw = work / "data" / "raw"
+    write_lines(raw / "doc-eval.ref", [" ".join(r) for r in references])
+    write_sentence_documents(raw / "doc-eval.ref-sentences", raw / "doc-eval.lines", references)
     base = work / "data" / "base-bin"
     run("preprocess", ["--source-lang", "src", "--target-lang", "tgt", "--testpref", f"{out / 'sep'},{out / 'plain'}",
                        "--srcdict", base / "dict.src.txt", "--tgtdict", base / "dict.tgt.txt",
                        "--destdir", out / "bin", "--workers", "1"], out / "preprocess.log", threads)
-    info = {"settings": settings, "documents": documents, "refs": "refs.txt", "bin": "bin",
-            "subsets": {"separated": "test", "plain": "test1"}}
+    segments = [{"split": settings["name"], "lang": d["lang"], "tokens": d["tokens"]} for d in documents]
+    info = {"settings": settings, "documents": documents, "bin": "bin",
+            "subsets": {"separated": "test", "plain": "test1"},
+            "evaluation": {"segments": segments, "ref_file": "doc-eval.ref",
+                           "ref_sentences": ["doc-eval.ref-sentences", "doc-eval.lines"]},
+            "floors": reference_floors(segments, references)}
     write_atomic(done, json.dumps(info, indent=1, ensure_ascii=False) + "\n")
     log(f"document evaluation set: {len(documents)} documents of {settings['split']}, "
         f"{sum(d['sentences'] for d in documents)} sentences, in {out}")
 
 
-def reference_documents(work, doc_info):
-    """Each document's reference sentences (raw text), in the set's order."""
-    return [line.split(JOIN) for line in read_lines(doc_eval_dir(work) / doc_info["refs"])]
-
-
 def eval_sentences(spec, work, cfg, args, data_info):
-    """The reference sentences of every document segment of the older evaluation set (the one
-    each cell's ``generate.txt`` decodes), ``{segment index: [sentences]}``: the corpus written
-    again with the separator, the same lines chosen as ``prepare_data`` chose, and checked
-    against ``eval.ref`` (the sentences joined by a space must be the reference there). Cached
-    in ``data/eval-sentences.json``."""
+    """``data_info`` with the reference sentences of the older evaluation set (the one each cell's
+    ``generate.txt`` decodes) and its floors, for a work directory prepared before
+    ``prepare_data`` kept them: the corpus written again with the separator, the same lines
+    chosen as ``prepare_data`` chose, checked against ``eval.ref`` (the sentences joined by a
+    space must be the reference there), written as ``prepare_data`` writes them now
+    (``eval.ref-sentences``, ``eval.lines``); cached in ``data/eval-sentences.json``."""
+    if "ref_sentences" in data_info:
+        return data_info
     path = work / "data" / "eval-sentences.json"
-    return {int(k): v for k, v in wait_for(work, "eval-sentences", path,
-                                           lambda: _eval_sentences(spec, work, cfg, args, data_info, path)).items()}
+    found = wait_for(work, "eval-sentences", path, lambda: _eval_sentences(spec, work, cfg, args, data_info, path))
+    return dict(data_info, **found)
 
 
 def _eval_sentences(spec, work, cfg, args, data_info, path):
@@ -116,22 +122,27 @@ def _eval_sentences(spec, work, cfg, args, data_info, path):
         shutil.rmtree(out)
     splits = [split for name, split in cfg["eval_splits"] if name != "sent"]
     corpus, _ = spec.write_separated(out, cfg, args, SEPARATOR, None, splits)
-    refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
-    found, start = {}, 0
+    raw = work / "data" / "raw"
+    refs = read_lines(raw / data_info.get("ref_file", "eval.tgt"))
+    documents = []
     for name, split in cfg["eval_splits"]:
+        if name == "sent":
+            documents += [[ref] for ref in refs[len(documents):len(documents) + sum(
+                s["split"] == "sent" for s in data_info["segments"])]]
+            continue
         src, tgt = (read_lines(p) for p in corpus.files(split))
-        keep = chosen_lines(src, cfg["test_sentences"] if name == "sent" else cfg["docs_per_split"])
-        for offset, i in enumerate(keep):
-            if name != "sent":
-                sentences = tgt[i].split(JOIN)
-                if " ".join(sentences) != refs[start + offset]:
-                    raise RuntimeError(f"{corpus.files(split)[1]} line {i + 1} is not eval.ref line "
-                                       f"{start + offset + 1} with separators: the corpus was written with "
-                                       f"other arguments than this work directory's")
-                found[start + offset] = sentences
-        start += len(keep)
-    if start != len(refs):
-        raise RuntimeError(f"{len(refs)} references in eval.ref, {start} segments chosen again")
-    write_atomic(path, json.dumps(found, ensure_ascii=False) + "\n")
+        for i in chosen_lines(src, cfg["docs_per_split"]):
+            sentences = tgt[i].split(JOIN)
+            if " ".join(sentences) != refs[len(documents)]:
+                raise RuntimeError(f"{corpus.files(split)[1]} line {i + 1} is not eval.ref line {len(documents) + 1} "
+                                   f"with separators: the corpus was written with other arguments than this work "
+                                   f"directory's")
+            documents.append(sentences)
+    if len(documents) != len(refs):
+        raise RuntimeError(f"{len(refs)} references in eval.ref, {len(documents)} segments chosen again")
+    write_sentence_documents(raw / "eval.ref-sentences", raw / "eval.lines", documents)
+    found = {"ref_sentences": ["eval.ref-sentences", "eval.lines"],
+             "floors": reference_floors(data_info["segments"], documents)}
+    write_atomic(path, json.dumps(found, indent=1, ensure_ascii=False) + "\n")
     shutil.rmtree(out)
-    log(f"the older evaluation set's {len(found)} documents: sentence references in {path}")
+    log(f"the older evaluation set's documents: sentence references in {raw / 'eval.ref-sentences'}")

@@ -5,7 +5,7 @@ every seed, the reference-only floors and the looping experiments."""
 import json
 import statistics
 
-from .doc_decode import cell_decodes, doc_eval_floors
+from .doc_decode import cell_decodes
 from .doc_eval import doc_eval_dir
 from .doc_scores import BASELINE
 from .looping import DIAGNOSIS
@@ -40,8 +40,7 @@ def attach(spec, work, cfg, data_info, cells, rescore=False):
             looping["decodes"] = searched["decodes"]
         if looping:
             c["looping"] = looping
-    return {"settings": doc_info["settings"], "documents": doc_info["documents"],
-            "floors": doc_eval_floors(work, data_info, doc_info)}
+    return {"settings": doc_info["settings"], "documents": doc_info["documents"], "floors": doc_info["floors"]}
 
 
 def order_key(c):
@@ -97,7 +96,7 @@ def lines_for(spec, cells, summary, groups):
             return f"{r['at_cap']:.2f} / {r['repeated_4grams']:.2f} / {r['sentence_count_right']:.2f}"
         out.append("| " + " | ".join([seed_label(c), c["regime"], ":".join(key_of(c)[1:])] + [run_on(m) for m in modes])
                    + " |")
-    out += [""] + seed_lines(decoded, modes, name) + context_lines(decoded) + floor_lines(summary, groups)
+    out += [""] + seed_lines(decoded, modes, name) + context_lines(decoded) + floor_lines(summary["floors"].get(name))
     out += looping_lines(cells, name)
     return out
 
@@ -138,18 +137,17 @@ def context_lines(decoded):
     return out + [""]
 
 
-def floor_lines(summary, groups):
-    floors = summary.get("floors") or {}
-    if "all" not in floors:
+def floor_lines(floors):
+    """What the references alone score (``data.reference_floors``: all documents, each language)."""
+    if not floors or "all" not in floors:
         return []
     names = list(floors["all"])
-    out = ["What the references alone score as whole documents (`fairseq_relpos.floors`; whole-document ChrF++, "
+    out = ["What the references alone score as whole documents (`fairseq_relpos.floors`; whole-document ChrF++: "
            "the bar any whole-document figure above has to clear):", "",
-           "| group | " + " | ".join(names) + " |", "|" + "---|" * (1 + len(names))]
-    for group in ["all", *groups]:
-        if group in floors:
-            out.append("| " + " | ".join([group] + [f"{floors[group][n]['chrf++']:.1f}" if floors[group][n]["chrf++"]
-                                                    is not None else "–" for n in names]) + " |")
+           "| documents | " + " | ".join(names) + " |", "|" + "---|" * (1 + len(names))]
+    for part, values in floors.items():
+        out.append("| " + " | ".join([part] + [f"{values[n]:.1f}" if values[n] is not None else "–" for n in names])
+                   + " |")
     return out + [""]
 
 

@@ -213,10 +213,9 @@ def main(spec, argv=None):
     p.add_argument("--rescore", action="store_true", help="only rebuild the report, every cell's scores made "
                    "again from its cached outputs (NFKC on both sides; documents also scored sentence by sentence, "
                    "cut again by minimum edit distance where an output has no separators)")
-    p.add_argument("--modes", nargs="*", default=list(MODES), choices=list(MODES), metavar="MODE",
-                   help="decoding modes of the document evaluation set (default all: "
-                        f"{' '.join(MODES)}; models fine-tuned without separators: {' '.join(PLAIN_MODES)}); "
-                        "none: no document evaluation")
+    p.add_argument("--modes", nargs="*", default=list(spec.modes), choices=list(MODES), metavar="MODE",
+                   help=f"decoding modes of the document evaluation set ({' '.join(MODES)}; models fine-tuned "
+                        f"without separators: {' '.join(PLAIN_MODES)} only; default: {' '.join(spec.modes) or 'none'})")
     p.add_argument("--sep-cells", nargs="*", default=list(spec.sep_cells), metavar="REGIME:POSITIONS:VARIANT",
                    help=f"cells fine-tuned on separated documents (variants: {', '.join(SEP_VARIANTS)}; "
                         f"default: {' '.join(spec.sep_cells)})")
@@ -283,6 +282,8 @@ def main(spec, argv=None):
     start = time.time()
     data_info = wait_for(work, "data", work / "data" / "data.json",
                          lambda: prepare_data(spec, work, cfg, args, threads(args)))
+    if spec.write_separated is not None:  # a work directory prepared before the sentences were kept
+        data_info = eval_sentences(spec, work, cfg, args, data_info)
     repetition = repetition_available()
     if not repetition:
         log("this checkout has no repetition controls (fairseq_relpos/generation/repetition.py): the modes and "

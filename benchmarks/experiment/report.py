@@ -66,6 +66,40 @@ def ct2_table(cells, splits):
     return lines + [""]
 
 
+def aligned_table(cells, order, first, splits, groups, slash):
+    """Sentence-aligned ChrF++ of the document test sets (seed of ``first``): each output cut again
+    against the reference sentences by minimum edit distance (the grid's outputs have no
+    separators), beside the whole-document figure above."""
+    out = [f"**Sentence-aligned ChrF++** ({slash}) of the document test sets: each output cut into the reference's "
+           "sentences by minimum word edit distance (`fairseq_relpos.documents.resegment`), scored sentence by "
+           "sentence; NFKC on both sides.", ""]
+    out += ["| regime | positions | " + " | ".join(splits) + " |", "|" + "---|" * (2 + len(splits))]
+    for key in order:
+        c = first(key)
+        if c:
+            out.append("| " + " | ".join([key[0], ":".join(key[1:])] + [
+                " / ".join(f"{c['scores'][s][g]['aligned_chrf++']:.1f}" if "aligned_chrf++" in c["scores"].get(s, {}).get(g, {})
+                           else "–" for g in groups) for s in splits]) + " |")
+    return out + [""]
+
+
+def floors_table(floors, splits):
+    """What the references alone score as whole documents, per document test set (all languages)."""
+    shown = [s for s in splits if s in floors] or list(floors)
+    if not shown:
+        return []
+    names = list(floors[shown[0]]["all"])
+    out = ["**Floors**: whole-document ChrF++ of outputs made from the references alone (`fairseq_relpos.floors`: "
+           "another document's reference of the same language cut or repeated to the length, the reference cut "
+           "at a share of its length, its first 3% then one sentence looped to 1.2x), all languages; a "
+           "whole-document figure above means little unless it clears them.", "",
+           "| test set | " + " | ".join(names) + " |", "|" + "---|" * (1 + len(names))]
+    for s in shown:
+        values = floors[s]["all"]
+        out.append("| " + " | ".join([s] + [f"{values[n]:.1f}" if values[n] is not None else "–" for n in names]) + " |")
+    return out + [""]
+
+
 def run_on_table(cells, splits, order):
     """Why output runs long, a row per cell of every seed: the share of outputs at the length
     cap, at their own source's cap where counted, and of repeated word 4-grams."""
@@ -161,6 +195,10 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
 
     lines += table(f"**ChrF++** ({slash}); trainable share and fine-tuning wall time (fairseq-train process, "
                    f"{cfg['ft_updates']} updates) per cell.", "chrf++", 1, [("trainable", share), ("train s", train_s)])
+    doc_splits = [s for s in splits if any("aligned_chrf++" in c["scores"].get(s, {}).get("all", {}) for c in cells)]
+    if doc_splits:
+        lines += aligned_table(cells, order, first, doc_splits, groups, slash)
+    lines += floors_table(data_info.get("floors", {}), doc_splits)
     lines += table(f"**BLEU** ({slash}).", "bleu", 1, [])
     lines += table(f"**Hypothesis/reference length ratio** (whitespace tokens; {slash}): about 1/N for a model that "
                    f"translates only the first sentence of an N-sentence document, over 1 for one that runs on.",

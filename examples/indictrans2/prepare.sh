@@ -5,7 +5,7 @@
 set -euo pipefail
 usage() {
     cat <<'TXT'
-Usage: prepare.sh [-b BUDGET] IT2_DIR RAW_DIR SRC_LANG TGT_LANG OUT_DIR
+Usage: prepare.sh [-b BUDGET [-s SEP]] IT2_DIR RAW_DIR SRC_LANG TGT_LANG OUT_DIR
 
   IT2_DIR   IndicTrans2 fairseq release (e.g. en-indic/): vocab/model.{SRC,TGT},
             final_bin/dict.{SRC,TGT}.txt
@@ -16,15 +16,18 @@ Usage: prepare.sh [-b BUDGET] IT2_DIR RAW_DIR SRC_LANG TGT_LANG OUT_DIR
   -b BUDGET also join consecutive sentences into pseudo-documents of up to BUDGET pieces
             (fairseq-relpos make-docs): train gets sentences + documents, and test's
             documents become subset test1
+  -s SEP    join the documents' sentences with the symbol SEP on both sides (use <s>, which
+            every fairseq dictionary holds), for fine-tuning and for --doc-decoding
 
 The binarised files use IndicTrans2's literal suffixes SRC and TGT.
 TXT
 }
-BUDGET=
-while getopts "hb:" opt; do
+BUDGET= SEP=
+while getopts "hb:s:" opt; do
     case $opt in
         h) usage; exit 0 ;;
         b) BUDGET=$OPTARG ;;
+        s) SEP=$OPTARG ;;
         *) usage >&2; exit 2 ;;
     esac
 done
@@ -88,7 +91,8 @@ TRAIN=$OUT/spm/train.sent TESTS=$OUT/spm/test.sent
 if [ -n "$BUDGET" ]; then
     for split in train test; do
         [[ " ${SPLITS[*]} " == *" $split "* ]] || continue
-        fairseq-relpos make-docs "$OUT/spm/$split" "$OUT/spm/$split.docs" -s SRC -t TGT --budget "$BUDGET" --force
+        fairseq-relpos make-docs "$OUT/spm/$split" "$OUT/spm/$split.docs" -s SRC -t TGT --budget "$BUDGET" \
+            ${SEP:+--separator " $SEP "} --force
     done
     if [ -f "$OUT/spm/train.docs.SRC" ]; then
         for side in SRC TGT; do

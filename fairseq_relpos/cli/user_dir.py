@@ -1,12 +1,12 @@
 """Print the plugin's folder for fairseq's --user-dir, so that fairseq finds it from any folder.
 
 Use ``--user-dir "$(fairseq-relpos user-dir)"``. fairseq resolves a relative ``--user-dir``
-against the working directory (then next to its own package, where an editable install puts
-nothing), so ``--user-dir fairseq_relpos`` works only from the repository root. The printed
-folder is the package Python imports (this checkout under the editable install), which is also
-what fairseq requires when the plugin was imported before it: any other spelling of the folder,
-such as a link to it in site-packages, is refused as "not globally unique". That is why set-up
-does not link the package into site-packages instead.
+against the working directory, then beside its own package, where ``scripts/bootstrap.sh``
+links the editable checkout (a regular install puts the package there itself); the printed
+folder is the package Python imports, which works wherever fairseq would look. A process that
+imported the package before fairseq may hand fairseq this folder or any other spelling of it
+(the link): the package's ``__path__`` accepts every spelling and installs the plugin then
+(see ``fairseq_relpos/__init__.py``).
 """
 import fairseq_relpos
 

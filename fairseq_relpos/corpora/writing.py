@@ -4,7 +4,7 @@ SentencePiece model."""
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..documents.tags import join_source, split_tags
+from ..documents.tags import join_source, join_target, split_tags
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class WrittenCorpus:
         """What a corpus command wrote, a line per file."""
         for split, lines in self.splits.items():
             print(f"{self.prefix(split)}.{{src,tgt}}\t{lines} lines")
+        for split in self.doc_test_splits:
+            print(f"{self.prefix(split)}.{{tgt-sentences,lines}}\teach document's target sentences")
         if "train-docs" in self.splits:
             print(f"{self.root / 'train-docs.ids'}\t{docs_ids}")
         if spm_model is not None:
@@ -50,6 +52,21 @@ def write_pairs(root, split, rows):
     write_lines(root / f"{split}.src", [join_source(tags, [s]) for tags, s, _ in rows])
     write_lines(root / f"{split}.tgt", [t for _, _, t in rows])
     return len(rows)
+
+
+def write_document_pairs(root, split, rows, join=" "):
+    """rows: (tags, source sentences, target sentences): a document a line as ``write_pairs``
+    writes it (sentences joined by ``join``: spaces, or a separator symbol with spaces), and its target sentences, for scoring sentence by
+    sentence: ``SPLIT.tgt-sentences`` (one a line) and ``SPLIT.lines`` (each document's 1-based
+    line numbers in it, make-docs's sidecar format; ``fairseq-relpos evaluate --ref-sentences
+    --lines``). Returns the number of documents."""
+    sentences, numbers = [], []
+    for _, _, target in rows:
+        numbers.append(" ".join(str(len(sentences) + k) for k in range(1, len(target) + 1)))
+        sentences += target
+    write_lines(root / f"{split}.tgt-sentences", sentences)
+    write_lines(root / f"{split}.lines", numbers)
+    return write_pairs(root, split, [(tags, join.join(src), join_target(tgt, join)) for tags, src, tgt in rows])
 
 
 def token_lengths(path):

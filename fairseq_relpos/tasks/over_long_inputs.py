@@ -3,8 +3,9 @@
 fairseq refuses an input longer than max positions by naming the first one only, or, with
 ``--skip-invalid-size-inputs-valid-test``, skips them logging only the first ten ids.
 :class:`DocumentBatchingMixin` changes this for every split except the training one: over-long
-inputs raise :class:`InputTooLongError` naming every one of them (id, line, size, limit); with
-``--skip-invalid-size-inputs-valid-test`` they are skipped and every skipped id is logged.
+inputs raise :class:`InputTooLongError` counting them and naming the first ``MAX_LISTED`` (id,
+line, size, limit); with ``--skip-invalid-size-inputs-valid-test`` they are skipped, and the log
+says the same (one line, however many documents a split holds).
 (That every input is batched, under any task, is the plugin's run-time adaptation
 ``fairseq_patches.keep_last_batch``.) Training keeps fairseq's behaviour (skipping over-long training
 pairs is how fairseq trains). Use it first in the bases of a ``TranslationTask`` subclass:
@@ -27,10 +28,11 @@ def is_training_dataset(task, dataset):
     return dataset is task.datasets.get(train_subset)
 
 
-def describe_ignored(dataset, ignored, max_positions, limit=None):
-    """Ids are fairseq sample ids (0-based); line numbers are 1-based in the split's text."""
+def describe_ignored(dataset, ignored, max_positions):
+    """How many, and the first MAX_LISTED by id. Ids are fairseq sample ids (0-based); line
+    numbers are 1-based in the split's text."""
     ignored = sorted(int(i) for i in ignored)
-    listed = ignored if limit is None else ignored[:limit]
+    listed = ignored[:MAX_LISTED]
 
     def tokens(size):
         return "/".join(str(int(n)) for n in (size if isinstance(size, tuple) else (size,)))
@@ -41,7 +43,7 @@ def describe_ignored(dataset, ignored, max_positions, limit=None):
 
 
 class DocumentBatchingMixin:
-    """Every over-long non-training input is named in an error (or in the log, when skipped)."""
+    """Over-long non-training inputs are counted and named in an error (or in the log, when skipped)."""
 
     def filter_indices_by_size(self, indices, dataset, max_positions=None, ignore_invalid_inputs=False):
         if is_training_dataset(self, dataset) or max_positions is None:
@@ -51,7 +53,7 @@ class DocumentBatchingMixin:
             return kept
         if not ignore_invalid_inputs:
             raise InputTooLongError(
-                f"{describe_ignored(dataset, ignored, max_positions, MAX_LISTED)}; raise "
+                f"{describe_ignored(dataset, ignored, max_positions)}; raise "
                 f"--max-source-positions/--max-target-positions, split these inputs, or pass "
                 f"--skip-invalid-size-inputs-valid-test to skip them")
         logger.warning("skipping %s (--skip-invalid-size-inputs-valid-test)",

@@ -1,4 +1,4 @@
-"""``--task translation_doc``: fairseq's ``translation`` task that names every over-long document.
+"""``--task translation_doc``: fairseq's ``translation`` task that names over-long documents.
 
 Identical to ``translation`` (same options, data and checkpoints) except that outside training
 over-long inputs are named, never skipped silently

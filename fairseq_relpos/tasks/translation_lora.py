@@ -4,7 +4,7 @@ with the model wrapped in low-rank adapters right after it is built and everythi
 Full fine-tuning stays plain ``--task translation``. Options left unset take the defaults of
 the chosen ``--lora-style``: ``lora`` (the authors' fork: loralib on k_proj,v_proj, rank 8,
 alpha 16, dropout 0.05) or ``minlora`` (parametrizations on every linear weight, rank 4,
-alpha 1). Like ``translation_doc``, it names over-long inputs (see ``document_batching``) and decodes
+alpha 1). Like ``translation_doc``, it names over-long inputs (see ``over_long_inputs``) and decodes
 through ``fairseq_relpos.generation``.
 The adapter spec is saved in the checkpoint's model config, so stock
 ``fairseq-generate --user-dir fairseq_relpos`` rebuilds and re-wraps it (see ``models.lora_transformer``).
