@@ -263,11 +263,23 @@ def test_quick_study_decodes_documents_in_modes_diagnoses_looping_and_rescores(t
     md = (work / "results.md").read_text()
     assert "**Document evaluation set**" in md and "**Why the models loop**" in md
     before = (work / "seed1" / "full-rope-sep" / "decodes" / "split.txt").stat().st_mtime_ns
+    # as a work directory prepared before the reference sentences were kept: --rescore finds them again
+    raw, data_json = work / "data" / "raw", work / "data" / "data.json"
+    kept = {name: (raw / name).read_text() for name in ("eval.ref-sentences", "eval.lines")}
+    info = json.loads(data_json.read_text())
+    data_json.write_text(json.dumps({k: v for k, v in info.items() if k not in ("ref_sentences", "floors")}))
+    for name in kept:
+        (raw / name).unlink()
     proc = subprocess.run([sys.executable, str(script), *common, "--rescore"], capture_output=True, text=True, env=env)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert {name: (raw / name).read_text() for name in kept} == kept
     again = json.loads((work / "results.json").read_text())
+    assert again["data"]["floors"] == info["floors"]
     assert all(c["signature"].endswith("nfkc:yes") for c in again["cells"])
     assert [c["decodes"] for c in again["cells"]] == [c["decodes"] for c in results["cells"]]
+    assert [c["scores"] for c in again["cells"]] == [c["scores"] for c in results["cells"]]
+    base_again = next(c for c in again["cells"] if c["regime"] == "none")
+    assert "aligned_chrf++" in base_again["scores"]["doc32"]["all"]
     assert (work / "seed1" / "full-rope-sep" / "decodes" / "split.txt").stat().st_mtime_ns == before  # nothing decoded
 
 

@@ -15,15 +15,16 @@ import time
 from fairseq_relpos.scoring import read_generate, read_lines
 
 from .decode import score_segments
-from .runner import REPO, Lock, _env, cell_name, dir_of, key_of, log, relpos, write_atomic
+from .runner import REPO, Lock, _env, cell_name, dir_of, key_of, log, relpos, separated, write_atomic
 from .settings import GEN_POSITIONS
 
 RESULT = "ct2.json"
 
 
 def checkable(work, c):
-    """Whether a finished cell is one this check decodes: fine-tuned RoPE with its checkpoint."""
-    return (c["positions"] == "rope" and c["regime"] != "none"
+    """Whether a finished cell is one this check decodes: fine-tuned RoPE with its checkpoint,
+    scored on the whole evaluation set (not a separator cell, scored on its sentences alone)."""
+    return (c["positions"] == "rope" and c["regime"] != "none" and not separated(c)
             and (dir_of(work, c) / "checkpoint_last.pt").is_file())
 
 

@@ -19,7 +19,7 @@ from .ct2_check import detokenize, fairseq_batches
 from .decode import reference_documents
 from .doc_eval import doc_eval_dir
 from .doc_scores import context_layout, decodes_layout, doc_data
-from .runner import PLUGIN, REPO, Lock, cell_name, dir_of, key_of, log, plugin_fingerprint, run, write_atomic
+from .runner import PLUGIN, REPO, Lock, cell_name, dir_of, key_of, log, plugin_fingerprint, run, separated, write_atomic
 from .settings import GEN_POSITIONS, MODES, SEPARATOR
 from .train import positions_args
 
@@ -30,11 +30,6 @@ def repetition_available():
     """Whether this checkout has the plugin's repetition controls (``--no-repeat-ngram-size``
     that works on the CPU, ``--repetition-penalty``)."""
     return (REPO / "fairseq_relpos" / "generation" / "repetition.py").is_file()
-
-
-def separated(c):
-    """Whether a cell fine-tuned on documents with separators."""
-    return "sep" in (c.get("variant") or "").split("-")
 
 
 def checkpoint_of(work, c):

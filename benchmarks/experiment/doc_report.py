@@ -66,7 +66,7 @@ def lines_for(spec, cells, summary, groups):
     for c in decoded:
         def entry(mode):
             e = c["decodes"].get(mode, {}).get("scores", {}).get(name, {}).get("all")
-            if e is None:
+            if e is None or "aligned_chrf++" not in e:
                 return "–"
             ci = e.get("ci95_vs_split")
             return f"{e['aligned_chrf++']:.1f} ({e['chrf++']:.1f})" + (f" [{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "")
@@ -79,7 +79,8 @@ def lines_for(spec, cells, summary, groups):
             scores = c["decodes"].get(mode, {}).get("scores", {}).get(name)
             if not scores:
                 return "–"
-            return " / ".join(f"{scores[g]['aligned_chrf++']:.1f}" if g in scores else "–" for g in groups)
+            return " / ".join(f"{scores[g]['aligned_chrf++']:.1f}" if "aligned_chrf++" in scores.get(g, {}) else "–"
+                              for g in groups)
         out.append("| " + " | ".join([seed_label(c), c["regime"], ":".join(key_of(c)[1:])] + [by_group(m) for m in modes])
                    + " |")
     out += ["", "Why output runs long, per mode (every seed): share of documents at their length cap (`split`, "

@@ -20,9 +20,9 @@ import time
 
 from fairseq_relpos.scoring import read_lines
 
-from .doc_decode import checkpoint_of, decode_mode, post_processing, separated
+from .doc_decode import checkpoint_of, decode_mode, post_processing
 from .doc_eval import doc_eval_dir
-from .runner import PLUGIN, REPO, Lock, _env, cell_name, dir_of, key_of, log, run, write_atomic
+from .runner import PLUGIN, REPO, Lock, _env, cell_name, dir_of, key_of, log, run, separated, write_atomic
 from .settings import GEN_POSITIONS, SEPARATOR
 from .train import positions_args
 

@@ -158,3 +158,8 @@ def key_of(c):
 def seed_label(c):
     """A cell's seed, and its base's where that is another seed's."""
     return str(c["seed"]) + (f" (base {c['base_seed']})" if c.get("base_seed", c["seed"]) != c["seed"] else "")
+
+
+def separated(c):
+    """Whether a cell fine-tuned on documents with separators (a ``sep`` variant)."""
+    return "sep" in (c.get("variant") or "").split("-")
