@@ -18,7 +18,7 @@ import shutil
 from fairseq_relpos.documents.tags import split_tags
 from fairseq_relpos.scoring import read_lines
 
-from .data import reference_floors, write_lines, write_sentence_documents
+from .data import chosen_lines, reference_floors, write_lines, write_sentence_documents
 from .runner import log, run, wait_for, write_atomic
 from .settings import SEPARATOR
 
@@ -115,8 +115,6 @@ def eval_sentences(spec, work, cfg, args, data_info):
 
 
 def _eval_sentences(spec, work, cfg, args, data_info, path):
-    from .data import chosen_lines
-
     out = work / "data" / "eval-separated"
     if out.exists():
         shutil.rmtree(out)
