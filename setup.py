@@ -20,9 +20,11 @@ setup(
         "loralib",
         "numpy",
     ],
-    # ct2: `fairseq-relpos export` to CTranslate2 (encoder rotary attention needs >= 4.6.3);
+    # ct2: `fairseq-relpos export` to CTranslate2 (encoder rotary attention needs >= 4.6.3; the
+    # export calls its fairseq converter's layer helpers, tested with 4.8.5: below 5, whose
+    # converter may change them);
     # hf: model.safetensors for import-hf/export-hf (pytorch_model.bin needs nothing more)
-    extras_require={"test": ["pytest"], "bench": ["matplotlib"], "ct2": ["ctranslate2>=4.6.3"],
+    extras_require={"test": ["pytest"], "bench": ["matplotlib"], "ct2": ["ctranslate2>=4.6.3,<5"],
                     "hf": ["safetensors"]},
     entry_points={"console_scripts": ["fairseq-relpos=fairseq_relpos.cli.main:main"]},
 )

@@ -3,9 +3,10 @@ plugin (``--user-dir``): :func:`install` lists every one with its reason. Each e
 stock fairseq main, on today's torch, refuses what is safe, loses data or fails unclearly;
 installing twice changes nothing.
 
-Three of the wrappers it installs are written beside what they know: the weights-only reading of
-checkpoints (``checkpoints.allow_fairseq_checkpoints`` and ``checkpoints.name_refused_file``) and
-the reading of the authors' fork's checkpoints (``fork.translate_on_load``). Changes made only to
+Four of the wrappers it installs are written beside what they know: the weights-only reading of
+checkpoints (``checkpoints.allow_fairseq_checkpoints`` and ``checkpoints.name_refused_file``),
+the reading of the authors' fork's checkpoints (``fork.translate_on_load``) and the checkpoint
+fairseq-train starts from (``starting_checkpoint.check_on_load``). Changes made only to
 the fairseq modules inside the plugin's own models are not here, as they change nothing global:
 the relative architectures take over fairseq's self-attention modules
 (``modules/relative_attention.py``) and encoder layers (``modules/unfused_layer.py``, which turns
@@ -23,7 +24,7 @@ from fairseq.data import data_utils, indexed_dataset
 from fairseq.file_io import PathManager
 from fairseq.tasks import FairseqTask
 
-from . import checkpoints, fork, scratch
+from . import checkpoints, fork, scratch, starting_checkpoint
 
 
 class NoInputError(ValueError):
@@ -181,6 +182,9 @@ def install():
     # Checkpoints of the authors' fork name options and weights stock fairseq ignores or lacks
     # (rope_args, fused q/k/v, ...): every command reads them as this plugin's (fork.translate).
     checkpoint_utils.load_checkpoint_to_cpu = fork.translate_on_load(checkpoint_utils.load_checkpoint_to_cpu)
+    # fairseq-train takes a --restore-file that names no file (a typo, a folder) as "no checkpoint"
+    # and trains from scratch: refuse it for every architecture (starting_checkpoint).
+    checkpoint_utils.load_checkpoint = starting_checkpoint.check_on_load(checkpoint_utils.load_checkpoint)
     # fairseq main (since its data2vec 2.0 commit; 0.12.2 did not) drops the last batch of every
     # split when its size is not a multiple of --required-batch-size-multiple (default 8):
     # generate loses up to 7 inputs (all of a set smaller than 8), validate scores fewer sentences.

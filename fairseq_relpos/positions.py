@@ -69,14 +69,18 @@ def add_arguments(parser, defaults_in_help=True):
                         help="ALiBi bias in the encoder (default symmetric); the decoder is causal")
 
 
+def applies(name, positions):
+    """Whether the positional option ``name`` means anything to ``positions`` (a scheme)."""
+    return positions == "rope" if name in ROPE_OPTIONS else positions == "alibi"
+
+
 def refuse_unused(positions, values, explicit=False):
     """Refuse a RoPE option with another scheme and ``--alibi-encoder`` without ALiBi: they would
     be accepted and do nothing. ``values`` maps option names to what was given (None = unset).
     Unless the values are all ``explicit`` (a command line of our own), one equal to the default
     passes: a model config saved by fairseq holds every option's default, whatever the scheme."""
     for name, value in values.items():
-        applies = (positions == "rope") if name in ROPE_OPTIONS else (positions == "alibi")
-        if value is not None and not applies and (explicit or value != DEFAULTS[name]):
+        if value is not None and not applies(name, positions) and (explicit or value != DEFAULTS[name]):
             scheme = "RoPE (transformer_rope, --pe rope)" if name in ROPE_OPTIONS else \
                 "ALiBi (transformer_alibi, --pe alibi)"
             raise ValueError(f"{option(name)} {value} applies only to {scheme}, not to {positions} positions")
@@ -103,18 +107,20 @@ def argparse_type(name):
     return parse
 
 
-def rotated_dims(head_dim, fraction, theta, scaling, factor):
+def rotated_dims(head_dim, fraction, theta, scaling, factor, heads_from=""):
     """The number of rotated dimensions per head, after checking every RoPE option: the
     fraction must rotate an even whole number of the head's dimensions (pairs rotate together),
     and a scaling factor means something only with a scaling method, which needs it >= 1 (a
-    smaller one would shrink the context instead of stretching it)."""
+    smaller one would shrink the context instead of stretching it). ``heads_from`` says where the
+    head's dimension comes from, for the message."""
     check("rope_theta", theta)
     check("rope_fraction", fraction)
     check("rope_scaling_factor", factor)
     rotated = head_dim * fraction
     if abs(rotated - round(rotated)) > 1e-6 or round(rotated) % 2 or round(rotated) < 2:
         raise ValueError(f"--rope-fraction {fraction} rotates {rotated:g} of the {head_dim} dimensions of "
-                         f"each head; it must rotate an even number of them (2, 4, ... {head_dim // 2 * 2})")
+                         f"each head{heads_from}; it must rotate an even number of them (2, 4, ... "
+                         f"{head_dim // 2 * 2})")
     if scaling == "none" and factor != 1:
         raise ValueError(f"--rope-scaling-factor {factor} needs --rope-scaling linear or ntk")
     if scaling != "none" and factor < 1:
@@ -156,5 +162,9 @@ def check_model(args):
     if getattr(args, "relative_positions", None) == "rope":
         for stack in ("encoder", "decoder"):
             dim, heads = getattr(args, f"{stack}_embed_dim"), getattr(args, f"{stack}_attention_heads")
+            if not (_is_number(dim, True) and _is_number(heads, True) and heads > 0 and dim > 0 and dim % heads == 0):
+                raise ValueError(f"--{stack}-attention-heads {heads!r} must be a positive integer that divides "
+                                 f"--{stack}-embed-dim {dim!r}")
             rotated_dims(dim // heads, args.rope_fraction, args.rope_theta, args.rope_scaling,
-                         args.rope_scaling_factor)
+                         args.rope_scaling_factor,
+                         f" (--{stack}-embed-dim {dim} over --{stack}-attention-heads {heads})")

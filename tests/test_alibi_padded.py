@@ -1,5 +1,6 @@
 """ALiBi attention on padded batches without a dense (batch, heads, T, S) mask equals the
-explicit formula: softmax(q k^T * scale + bias - inf on padding) v, computed here densely."""
+explicit formula: softmax(q k^T * scale + bias - inf on padding) v, computed here densely; and
+with either path each padded row equals its sequence attended alone, in every mode."""
 import pytest
 import torch
 
@@ -29,6 +30,8 @@ def explicit(attn, x, key_padding_mask, causal):
         bias = -slopes * dist.abs()
     elif attn.alibi.mode == "asymmetric":
         bias = torch.where(dist >= 0, -slopes * dist, slopes.flip(0) * dist)
+    elif attn.alibi.mode == "half-nearer-ahead":  # a key ahead counts half a position nearer
+        bias = torch.where(dist >= 0, -slopes * dist, -slopes * (dist.abs() - 0.5))
     else:
         bias = (-slopes * dist).masked_fill(j > i, float("-inf"))
     scores = (q * attn.scaling) @ k.transpose(-1, -2) + bias
@@ -37,10 +40,13 @@ def explicit(attn, x, key_padding_mask, causal):
     return attn.out_proj(out.permute(2, 0, 1, 3).reshape(T, B, C))
 
 
-@pytest.mark.parametrize("side,mode", [("encoder", "symmetric"), ("encoder", "asymmetric"), ("decoder", "causal")])
+MODES = [("encoder", "symmetric"), ("encoder", "asymmetric"), ("encoder", "half-nearer-ahead"), ("decoder", "causal")]
+
+
+@pytest.mark.parametrize("side,mode", MODES)
 def test_padded_batch_equals_the_formula(dicts, side, mode, monkeypatch):
     monkeypatch.setattr(relative_attention, "DENSE_MASK_LIMIT", 0)  # long-batch path at test size
-    _, model, _ = build(dicts, "transformer_alibi", extra=["--alibi-encoder", "asymmetric"] if mode == "asymmetric" else [])
+    _, model, _ = build(dicts, "transformer_alibi", extra=["--alibi-encoder", mode] if side == "encoder" else [])
     attn = getattr(model, side).layers[0].self_attn
     assert attn.alibi.mode == mode
     T, lengths = 23, [23, 5, 17, 17, 1, 11]
@@ -64,6 +70,32 @@ def test_padded_batch_equals_the_formula(dicts, side, mode, monkeypatch):
     if side == "decoder":  # a padding query of a right-padded row sees real keys: compare it too
         real = torch.ones_like(real)
     torch.testing.assert_close(got[real], want[real], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("limit", [0, 1 << 24], ids=["key ranges", "dense mask"])
+@pytest.mark.parametrize("side,mode", MODES)
+def test_padded_rows_equal_each_sequence_alone(dicts, side, mode, limit, monkeypatch):
+    """Each row of a padded batch, at its real positions, as the same sequence without padding."""
+    monkeypatch.setattr(relative_attention, "DENSE_MASK_LIMIT", limit)
+    _, model, _ = build(dicts, "transformer_alibi", extra=["--alibi-encoder", mode] if side == "encoder" else [])
+    attn = getattr(model, side).layers[0].self_attn
+    T, lengths = 19, [19, 4, 12, 1]
+    torch.manual_seed(1)
+    x = torch.randn(T, len(lengths), attn.embed_dim)
+    pad = torch.ones(len(lengths), T, dtype=torch.bool)
+    real = [slice(T - n, T) if side == "encoder" else slice(0, n) for n in lengths]
+    for b, where in enumerate(real):
+        pad[b, where] = False
+
+    def future(n):
+        return torch.triu(torch.full((n, n), float("-inf")), 1) if side == "decoder" else None
+
+    with torch.no_grad():
+        batch, _ = attn(x, x, x, key_padding_mask=pad, need_weights=False, attn_mask=future(T))
+        for b, where in enumerate(real):
+            alone = x[where, b:b + 1]
+            want, _ = attn(alone, alone, alone, need_weights=False, attn_mask=future(alone.size(0)))
+            torch.testing.assert_close(batch[where, b:b + 1], want, rtol=1e-5, atol=1e-5)
 
 
 def test_key_ranges_only_for_one_sided_padding():

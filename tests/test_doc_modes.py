@@ -155,6 +155,28 @@ def test_whole_without_separator_is_stock(dicts):
             assert torch.equal(x["positional_scores"], y["positional_scores"])
 
 
+@pytest.mark.parametrize("mode", ["whole", "aligned", "window"])
+def test_ngram_blocking_under_the_task_and_the_counts_hold(dicts, mode):
+    """--no-repeat-ngram-size through the task's generator: no bigram repeats (but those ending in the
+    separator, which the count needs), and aligned/window still hold the sentence count. A window
+    sees K sentences: with K at least the document's length, that is the whole document."""
+    task, model = setup(dicts, "--doc-separator", SEP, "--doc-decoding", mode, "--doc-window", "8")
+    gen = generator(task, model, beam=3, no_repeat_ngram_size=2)
+    sep = task.target_dictionary.index(SEP)
+    for doc, nbest in zip(DOCS, task.inference_step(gen, [model], batch(task, DOCS))):
+        runs, flat = hypothesis_sentences(task, nbest[0]["tokens"])
+        grams = [(a, b) for a, b in zip(flat, flat[1:]) if b != sep]
+        assert len(grams) == len(set(grams))
+        if mode != "whole":
+            assert len(runs) == len(sentences_of(doc))
+
+
+def test_ngram_window_needs_an_ngram_size(dicts):
+    task, model = setup(dicts, "--no-repeat-ngram-window", "8")
+    with pytest.raises(ValueError, match="--no-repeat-ngram-window needs --no-repeat-ngram-size"):
+        task.build_generator([model], GenerationConfig(beam=2))
+
+
 def test_lora_task_decodes_aligned(dicts):
     task, model = setup(dicts, "--doc-separator", SEP, "--doc-decoding", "aligned", "--lora-style", "minlora",
                         task="translation_lora")

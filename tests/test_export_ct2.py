@@ -167,6 +167,159 @@ def test_missing_ctranslate2_is_a_clear_error(monkeypatch):
         export_ct2.require_ctranslate2()
 
 
+# ------------------------------------------------------------ repetition controls and documents
+
+SEP = "<sep>"
+
+
+@pytest.fixture(scope="module")
+def doc_export(tmp_path_factory):
+    """(task, model, export dir) of a peaky random RoPE model whose dictionaries hold IndicTrans2
+    tags (source) and a separator symbol (both sides)."""
+    from fairseq.data import Dictionary
+
+    root = tmp_path_factory.mktemp("docs")
+    for lang, extra in (("src", ["eng_Latn", "hin_Deva", SEP]), ("tgt", [SEP])):
+        d = Dictionary()
+        for word in [f"{lang}{i}" for i in range(40)] + extra:
+            d.add_symbol(word)
+        d.save(str(root / f"dict.{lang}.txt"))
+    task, model = random_model(root, "transformer_rope", [])
+    export_ct2.save(export_ct2.model_spec(model, task), root / "ct2")
+    return task, model, root / "ct2"
+
+
+def fixed_length(length, **repetition):
+    """decoding.json for outputs of exactly ``length`` tokens, through a JSON round trip."""
+    config = ct2_translate.decoding_config(beam=1, max_len_a=0, max_len_b=length, min_len=length, **repetition)
+    return json.loads(json.dumps(config))
+
+
+def bigram_repeats(tokens):
+    return len(tokens) - 1 - len({tuple(tokens[i:i + 2]) for i in range(len(tokens) - 1)})
+
+
+@pytest.mark.parametrize("beam", [1, 4])
+def test_no_repeat_ngram_size_reaches_ctranslate2_and_bans_as_the_plugin_does(doc_export, beam):
+    """decoding.json's no_repeat_ngram_size is applied by translate_batch, and CTranslate2's
+    bans are the plugin's (RepetitionControls in fairseq's search): greedy, the same outputs, 30
+    tokens each, <blank> suppressed (CTranslate2 does not ban fairseq's <pad>; the suppression
+    renormalises, which greedy search does not see). Beam searches of this looping model differ
+    even without bans, through that renormalisation; there only the bans are checked."""
+    from fairseq.sequence_generator import SequenceGenerator
+
+    from fairseq_relpos.generation.repetition import RepetitionControls
+
+    task, model, out = doc_export
+    src, _, _ = random_batch(task, 4, 12, 2, seed=3)
+    sd, td = task.source_dictionary, task.target_dictionary
+    sources = [[sd[i] for i in row[:-1].tolist()] for row in src]
+
+    def fairseq(controls):
+        gen = SequenceGenerator([model], td, beam_size=beam, max_len_a=0, max_len_b=30, min_len=30)
+        gen.repeat_ngram_blocker = controls
+        with torch.no_grad():
+            hypos = gen.generate([model], {"net_input": {"src_tokens": src, "src_lengths": torch.full((4,), 12)}})
+        return [[td[i] for i in h[0]["tokens"][:-1].tolist()] for h in hypos]
+
+    tr = translator(out)
+    no_pad = dict(beam=beam, suppress_sequences=[["<blank>"]])  # this random model would emit it; fairseq cannot
+    plain = [t for t, _ in ct2_translate.translate_batch(tr, sources, fixed_length(30), **no_pad)]
+    blocked = [t for t, _ in ct2_translate.translate_batch(tr, sources, fixed_length(30, no_repeat_ngram_size=2),
+                                                           **no_pad)]
+    assert sum(map(bigram_repeats, plain)) > 0 and sum(map(bigram_repeats, blocked)) == 0
+    assert all(len(t) == 30 for t in blocked)
+    if beam == 1:
+        assert plain == fairseq(None)
+        assert blocked == fairseq(RepetitionControls(ngram_size=2))
+
+
+def test_repetition_options_round_trip_and_a_window_is_refused(tmp_path):
+    config = ct2_translate.decoding_config(repetition_penalty=1.5, no_repeat_ngram_size=3)
+    (tmp_path / ct2_translate.DECODING_FILE).write_text(json.dumps(config))
+    loaded = ct2_translate.load_decoding(tmp_path)
+    assert loaded == config and loaded["repetition_penalty"] == 1.5 and loaded["no_repeat_ngram_size"] == 3
+    with pytest.raises(ValueError, match="CTranslate2: its no_repeat_ngram_size bans repeated n-grams over the "
+                                         "whole output and has no window"):
+        ct2_translate.decoding_config(no_repeat_ngram_size=3, no_repeat_ngram_window=50)
+    with pytest.raises(ValueError, match="--repetition-penalty must be a finite number > 0"):
+        ct2_translate.decoding_config(repetition_penalty=0)
+    with pytest.raises(ValueError, match="--doc-decoding aligned cannot be done by CTranslate2"):
+        ct2_translate.translate_documents(None, [["a"]], config, "aligned", SEP)
+
+
+def random_documents(task, counts, length=5, seed=0):
+    """Tagged source documents of ``counts[i]`` sentences of ``length`` words, joined by SEP."""
+    g = torch.Generator().manual_seed(seed)
+    words = [f"src{i}" for i in range(40)]
+    docs = []
+    for n in counts:
+        sentences = [[words[i] for i in torch.randint(0, 40, (length,), generator=g).tolist()] for _ in range(n)]
+        docs.append(["eng_Latn", "hin_Deva"] + ct2_translate.join_sentences(sentences, SEP))
+    return docs
+
+
+def test_split_translates_every_sentence_alone(doc_export):
+    task, _, out = doc_export
+    tr = translator(out)
+    decoding = ct2_translate.decoding_config(beam=2, max_len_a=1.2, max_len_b=4)
+    docs = random_documents(task, [3, 1, 5, 2])
+    split = ct2_translate.translate_documents(tr, docs, decoding, "split", SEP, batch_size=4)
+    for doc, translated in zip(docs, split):
+        tags, sentences = ct2_translate.split_sentences(doc, SEP)
+        assert tags == ["eng_Latn", "hin_Deva"] and len(translated) == len(sentences)
+        alone = [ct2_translate.translate_batch(tr, [tags + s], decoding)[0][0] for s in sentences]
+        assert translated == alone and all(translated)
+
+
+@pytest.mark.parametrize("separator", [SEP, "</s>"])
+@pytest.mark.parametrize("window", [1, 2, 4])
+def test_window_gives_every_document_its_number_of_sentences(doc_export, separator, window):
+    """An untrained (looping) model, documents of 1 to 7 sentences, one with an empty sentence
+    and one starting with a separator: exactly N sentences each, every non-empty source sentence
+    translated to at least one token, no separator inside a sentence."""
+    task, _, out = doc_export
+    tr = translator(out)
+    decoding = ct2_translate.decoding_config(beam=2, max_len_a=1.2, max_len_b=4)
+    docs = [[separator if t == SEP else t for t in doc] for doc in random_documents(task, [1, 4, 7, 2], seed=1)]
+    docs[1][2 + 6:2 + 6] = [separator]  # an empty second sentence: s1 <sep> <sep> s2 ...
+    docs[3].insert(2, separator)  # an empty first sentence
+    result = ct2_translate.translate_documents(tr, docs, decoding, "window", separator, window=window, batch_size=3)
+    for doc, translated in zip(docs, result):
+        _, sentences = ct2_translate.split_sentences(doc, separator)
+        assert len(translated) == len(sentences) == doc.count(separator) + 1
+        assert [bool(t) for t in translated] == [bool(s) for s in sentences]
+        assert all(separator not in t and "</s>" not in t for t in translated)
+    if window == 1 and separator == "</s>":  # no prefix, ends at </s> alone: each sentence alone
+        assert result == ct2_translate.translate_documents(tr, docs, decoding, "split", separator, batch_size=3)
+
+
+def test_export_needs_none_of_ctranslate2s_private_names(dicts, tmp_path, monkeypatch):
+    """Its converter's ``_get_vocab`` and ``_SUPPORTED_ACTIVATIONS`` are private: a version
+    without them still exports, and the vocabulary and activation come out the same."""
+    from ctranslate2.converters import fairseq as ct2_fairseq
+    task, model = random_model(dicts, "transformer_rope", PRE_NORM)
+    export_ct2.save(export_ct2.model_spec(model, task), tmp_path / "with")
+    for name in ("_get_vocab", "_SUPPORTED_ACTIVATIONS"):
+        monkeypatch.delattr(ct2_fairseq, name, raising=False)
+    export_ct2.save(export_ct2.model_spec(model, task), tmp_path / "without")
+    for name in ("config.json", "source_vocabulary.json", "target_vocabulary.json", "model.bin"):
+        assert (tmp_path / "with" / name).read_bytes() == (tmp_path / "without" / name).read_bytes(), name
+    assert json.loads((tmp_path / "without" / "config.json").read_text())["unk_token"] == "<unk>"
+    vocab = json.loads((tmp_path / "without" / "source_vocabulary.json").read_text())
+    assert vocab[:4] == ["<s>", "<blank>", "</s>", "<unk>"] and vocab[4:] == task.source_dictionary.symbols[4:]
+
+
+@pytest.mark.parametrize("name", ["set_linear", "set_transformer_decoder_layer"])
+def test_a_ctranslate2_without_a_helper_the_export_calls_is_named(dicts, monkeypatch, name):
+    from ctranslate2.converters import fairseq as ct2_fairseq
+    task, model = random_model(dicts, "transformer_rope", [])
+    monkeypatch.delattr(ct2_fairseq, name)
+    monkeypatch.setattr(ctranslate2, "__version__", "9.9.9")
+    with pytest.raises(RuntimeError, match=rf"ctranslate2 9\.9\.9 has no {name}, .* tested with ctranslate2 4\."):
+        export_ct2.model_spec(model, task)
+
+
 # ------------------------------------------------------------ trained models, real CLIs
 
 def tagged_reversal(root, size):
@@ -294,6 +447,11 @@ def test_rope_model_decodes_as_fairseq_generate(rope_model, tmp_path):
     out = export(ckpt, data, tmp_path / "ct2")
     assert sorted(os.listdir(out)) == ["README.md", "config.json", "decoding.json", "model.bin",
                                        "source_vocabulary.json", "target_vocabulary.json"]
+    assert ct2_translate.load_decoding(out)["no_repeat_ngram_size"] == 0  # off unless asked for
+    controlled = export(ckpt, data, tmp_path / "controlled", "--repetition-penalty", 1.3, "--no-repeat-ngram-size", 3)
+    recorded = ct2_translate.load_decoding(controlled)
+    assert (recorded["repetition_penalty"], recorded["no_repeat_ngram_size"]) == (1.3, 3)
+    assert "repetition_penalty=1.3, no_repeat_ngram_size=3" in (controlled / "README.md").read_text()
     source_vocab = json.loads((out / "source_vocabulary.json").read_text())
     assert source_vocab[:4] == ["<s>", "<blank>", "</s>", "<unk>"] and "eng_Latn" in source_vocab
     # Trained under fairseq 0.12.2 (another training run, same seed), this model runs 4 of 200
@@ -383,6 +541,10 @@ def test_refusals_write_nothing(rope_model, tmp_path, capsys):
     existing = work / "existing"
     existing.mkdir()
     (existing / "keep.txt").write_text("mine")
+    assert "has no window" in refused(capsys, work, "export", ckpt, work / "out", "--data", data,
+                                      "--no-repeat-ngram-size", 3, "--no-repeat-ngram-window", 50)
+    assert "--repetition-penalty must be a finite number > 0" in refused(capsys, work, "export", ckpt, work / "out",
+                                                                         "--data", data, "--repetition-penalty", -1)
     assert "exists; pass --force" in refused(capsys, work, "export", ckpt, existing, "--data", data)
     assert "not a CTranslate2 export" in refused(capsys, work, "export", ckpt, existing, "--data", data, "--force")
     assert (existing / "keep.txt").read_text() == "mine"  # --force replaces an export, never another folder
@@ -420,3 +582,37 @@ def test_translate_ct2_example_translates_each_document_whole(it2, tmp_path, cap
     first = ["eng_Latn", "hin_Deva", *source.encode(" ".join(blocks[0]), out_type=str)]
     (pieces, _), = ct2_translate.translate_batch(translator(out), [first], ct2_translate.load_decoding(out))
     assert docs[0] == target.decode(pieces)
+
+
+@pytest.mark.slow
+def test_translate_ct2_example_decodes_sentence_by_sentence(it2, tmp_path):
+    """--doc-decoding split and window write one line per input line (a blank line between
+    documents); split's lines are --sentences' lines (each sentence alone); aligned, a window
+    without a separator and a separator the vocabulary lacks are refused with the reason."""
+    it2_dir, raw = it2
+    out = export(it2_dir / "model" / "checkpoint_best.pt", it2_dir / "final_bin", tmp_path / "ct2",
+                 "--source-lang", "SRC", "--target-lang", "TGT")
+    script = Path(__file__).resolve().parents[1] / "examples" / "indictrans2" / "translate_ct2.py"
+    text = (raw / "test.eng_Latn").read_text()
+
+    def run(*options):
+        return subprocess.run([sys.executable, str(script), "--threads", "1", "--batch-size", "1", *options, str(out),
+                               str(it2_dir), "eng_Latn", "hin_Deva"], input=text, capture_output=True, text=True,
+                              env=dict(os.environ, **ONE_THREAD))
+
+    blocks = [b.split("\n") for b in text.strip("\n").split("\n\n")]
+    alone = run("--sentences")
+    split = run("--doc-decoding", "split")
+    window = run("--doc-decoding", "window", "--doc-separator", "</s>", "--doc-window", "2")
+    for proc in (alone, split, window):
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    for proc in (split, window):
+        docs = [d.split("\n") for d in proc.stdout.rstrip("\n").split("\n\n")]
+        assert [len(d) for d in docs] == [len(b) for b in blocks] and all(line for d in docs for line in d)
+    assert split.stdout.replace("\n\n", "\n") == alone.stdout.replace("\n\n", "\n")
+    for options, why in ((["--doc-decoding", "aligned"], "aligned cannot be done by CTranslate2"),
+                         (["--doc-decoding", "window"], "--doc-decoding window needs --doc-separator"),
+                         (["--doc-decoding", "window", "--doc-separator", "<nosuch>"],
+                          "'<nosuch>' is not a symbol of")):
+        proc = run(*options)
+        assert proc.returncode == 2 and why in proc.stderr, proc.stderr[-2000:]

@@ -155,6 +155,40 @@ def test_long_documents_of_very_different_lengths(models, kind, beam):
     assert len(set(lengths)) > 2 and (beam > 1 or max(lengths) > 40)  # several shrinks, a long tail
 
 
+@pytest.mark.parametrize("options", [dict(beam=1), dict(beam=4), dict(beam=4, print_alignment="hard")],
+                         ids=["greedy", "beam4", "alignment"])
+def test_an_ensemble_decodes_as_stock(models, options):
+    """``--path a.pt:b.pt:c.pt``: three models of different kinds averaged in log space."""
+    task, rope = models("rope")
+    ensemble = [rope, models("alibi")[1], models("sinusoidal")[1]]
+    stock = FairseqTask.build_generator(task, ensemble, Namespace(max_len_a=1.2, max_len_b=10, **options))
+    ours = task.build_generator(ensemble, Namespace(max_len_a=1.2, max_len_b=10, **options))
+    assert type(ours) in (DocumentSequenceGenerator, DocumentSequenceGeneratorWithAlignment)
+    sample = copy_batch(task, [25, 3, 17, 9, 28, 5], seed=5)
+    stock_out = stock.generate(ensemble, sample)
+    assert_identical(stock_out, ours.generate(ensemble, sample), attention="print_alignment" in options)
+    alone = decode(generators(task, rope, **options)[0], rope, sample)
+    assert any(not torch.equal(a[0]["positional_scores"], b[0]["positional_scores"]) for a, b in zip(alone, stock_out))
+
+
+@pytest.mark.parametrize("kind", ["rope", "alibi"])
+def test_retain_dropout_samples_as_stock(models, kind, monkeypatch):
+    """``--retain-dropout``: dropout stays on while decoding; with one seed, the document
+    generator draws the same masks as stock, and the output differs from dropout off."""
+    from fairseq.modules.fairseq_dropout import FairseqDropout
+    task, model = models(kind)
+    stock, ours = generators(task, model, beam=3)
+    sample = copy_batch(task, [20, 4, 13, 8], seed=9)
+    without = decode(stock, model, sample)
+    for module in model.modules():
+        if isinstance(module, FairseqDropout):
+            monkeypatch.setattr(module, "p", 0.3)
+            monkeypatch.setattr(module, "apply_during_inference", True)
+    stock_out = decode(stock, model, sample, seed=4)
+    assert_identical(stock_out, decode(ours, model, sample, seed=4))
+    assert any(not torch.equal(a[0]["positional_scores"], b[0]["positional_scores"]) for a, b in zip(without, stock_out))
+
+
 def test_copies_only_when_the_batch_shrinks(models, monkeypatch):
     """Greedy search: the encoder output and the decoder caches are gathered once per step at
     which sentences were removed from the batch, never at the steps in between (stock: every
@@ -224,6 +258,24 @@ def test_generate_cli_equals_stock(checkpoint, flags):
     assert outputs[0] and outputs[0] == outputs[1]
     if "--print-alignment" in flags:
         assert any(line.startswith("A-") and line.split("\t")[1] for line in outputs[0])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("flags", [["--beam", "4"], ["--beam", "2", "--retain-dropout", "--seed", "5"]])
+def test_generate_cli_ensemble_equals_stock(checkpoint, flags):
+    """``--path a.pt:b.pt`` (an ALiBi and a RoPE model), and ``--retain-dropout`` on it."""
+    data, path, _ = checkpoint
+    rope = path.parent.parent / "rope"
+    if not rope.exists():  # trained once, for both cases
+        train(data, rope, "transformer_rope", "--max-tokens", "3000", updates=20)
+    both = f"{path}:{rope / 'checkpoint_last.pt'}"
+    outputs = {}
+    for task, models in (("translation", both), ("translation_doc", both), ("translation_doc", str(path))):
+        proc = run("generate", data, "--user-dir", PLUGIN, "--task", task, "--path", models,
+                   "--max-len-a", "1.2", "--max-len-b", "5", "--batch-size", "6", *flags)
+        outputs[task, models] = output_lines(proc.stdout)
+    stock, ours, alone = outputs.values()
+    assert stock and stock == ours and ours != alone
 
 
 @pytest.mark.slow

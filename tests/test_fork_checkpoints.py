@@ -174,6 +174,18 @@ REFUSALS = {
     "unknown attention": (dict(attention="flash"), "'flash'"),
     "rope with sinusoidal positions too": (dict(no_token_positional_embeddings=False), "absolute positions"),
     "rope_args not JSON": (dict(rope="theta=10000"), "not JSON"),
+    "theta of 401 digits": (dict(rope='{"theta": %s}' % ("9" * 401)), "theta must be a finite number"),
+    "scaling factor of 401 digits": (dict(rope='{"scaling_factor": %s}' % ("9" * 401)),
+                                     "scaling_factor must be a finite number"),
+    "alibi type a list": (dict(rope=None, alibi='{"type": ["symmetrical"]}'), "type ['symmetrical']"),
+    "no heads": (dict(encoder_attention_heads=0), "--encoder-attention-heads must be a positive integer, got 0"),
+    "heads as text": (dict(decoder_attention_heads="2"), "--decoder-attention-heads must be a positive integer, got '2'"),
+    "heads that do not divide": (dict(encoder_attention_heads=3), "--encoder-attention-heads 3 does not divide"),
+    "alibi with no heads": (dict(rope=None, alibi='{"type": "symmetrical"}', decoder_attention_heads=0),
+                            "--decoder-attention-heads must be a positive integer, got 0"),
+    "heads of one dimension": (dict(encoder_attention_heads=32), "--encoder-attention-heads 32 gives heads of 1"),
+    "LoRA rank not a number": (dict(lora='{"r": "4", "target_modules": "k_proj,v_proj"}'),
+                               "--lora-args r must be a positive integer"),
 }
 
 
@@ -191,6 +203,55 @@ def test_what_the_plugin_cannot_honour_is_refused_by_name(case, tmp_path, capsys
     from fairseq import checkpoint_utils
     with pytest.raises(ValueError, match="fork.pt"):
         checkpoint_utils.load_checkpoint_to_cpu(str(fork))
+
+
+def _fused_weight(state, tensor):
+    key = next(k for k in state["model"] if k.endswith("layers.0.self_attn.qkv_proj.weight"))
+    state["model"][key] = tensor
+
+
+def _adapter(state, suffix, tensor=None):
+    key = next(k for k in sorted(state["model"]) if k.endswith(suffix))
+    if tensor is None:
+        del state["model"][key]
+    else:
+        state["model"][key] = tensor
+
+
+EDITED_REFUSALS = {  # name: (forkify fields, edit of the saved state, what the one line says)
+    "fused qkv as a 0-d tensor": (dict(fused=True), lambda s: _fused_weight(s, torch.tensor(1.0)),
+                                  "self_attn.qkv_proj.weight is a 0-d tensor"),
+    "fused qkv of another width": (dict(fused=True), lambda s: _fused_weight(s, torch.zeros(96, 16)),
+                                   "qkv_proj.weight has shape (96, 16); the attention's out_proj.weight (32, 32) "
+                                   "gives 3 blocks of 32: (96, 32)"),
+    "fused qkv of fewer rows": (dict(fused=True), lambda s: _fused_weight(s, torch.zeros(48, 32)),
+                                "qkv_proj.weight has shape (48, 32)"),
+    "a lone lora_A": (dict(lora='{"r": 4, "target_modules": "k_proj,v_proj"}'), lambda s: _adapter(s, "lora_B"),
+                      "lora_A has no lora_B beside it"),
+    "lora_A of another width": (dict(lora='{"r": 4, "target_modules": "k_proj,v_proj"}'),
+                                lambda s: _adapter(s, "k_proj.lora_A", torch.zeros(4, 64)),
+                                "lora_A has shape (4, 64); rank 4 (--lora-args r) on "),
+}
+
+
+@pytest.mark.parametrize("case", list(EDITED_REFUSALS))
+def test_edited_weights_are_refused_in_one_line(case, tmp_path, capsys):
+    fields, edit, said = EDITED_REFUSALS[case]
+    _, _, _, path = source_model(tmp_path, "transformer_rope")
+    fork = forkify(path, tmp_path / "fork.pt", **fields)
+    state = torch.load(fork, weights_only=False)
+    edit(state)
+    torch.save(state, fork)
+    capsys.readouterr()
+    for argv in (["inspect", fork], ["convert", "--pe", "rope", fork, tmp_path / "out.pt"]):
+        assert relpos(*argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and said in err and str(fork) in err, err
+    assert not (tmp_path / "out.pt").exists()
+    from fairseq import checkpoint_utils  # what fairseq-generate --path reads it with
+    with pytest.raises(ValueError) as refused:
+        checkpoint_utils.load_checkpoint_to_cpu(str(fork))
+    assert said in str(refused.value)
 
 
 def test_fork_architecture_names_train_with_the_forks_shapes(tmp_path):
@@ -247,3 +308,24 @@ def test_fairseq_train_starts_from_a_fork_checkpoint(fork_of_a_trained_model, tm
     for key, tensor in source.items():
         assert torch.equal(got[key], tensor), key
     assert trainer.model.encoder.layers[0].self_attn.rotary.theta == 10000
+
+
+@pytest.mark.parametrize("arch,fork_form,overrides", [
+    ("transformer_rope", dict(), dict(rope_theta=500.0, rope_scaling="linear", rope_scaling_factor=3.0)),
+    ("transformer_alibi", dict(arch="transformer", rope=None, alibi='{"type": "symmetrical"}'),
+     dict(alibi_encoder="asymmetric")),
+])
+def test_model_overrides_of_position_options_win_over_a_fork_checkpoints_own(arch, fork_form, overrides, tmp_path):
+    """--model-overrides (fairseq's arg_overrides) of position options must give the model that
+    was built with those options, for a fork checkpoint as for the plugin's own."""
+    from fairseq import checkpoint_utils
+    data, task, _, path = source_model(tmp_path / "as-saved", arch)
+    fork = forkify(path, tmp_path / "fork.pt", **fork_form)
+    given = [a for k, v in overrides.items() for a in ("--" + k.replace("_", "-"), str(v))]
+    _, ref_task, reference, _ = source_model(tmp_path / "as-overridden", arch, given)
+    wanted = scores(reference, ref_task)
+    assert not torch.allclose(scores(load_like_generate(fork, data)[1], task), wanted, atol=1e-3)
+    for checkpoint in (path, fork):
+        models, _, loaded_task = checkpoint_utils.load_model_ensemble_and_task(
+            [str(checkpoint)], arg_overrides={"data": str(data), **overrides})
+        assert torch.allclose(scores(models[0].eval(), loaded_task), wanted, atol=1e-5, rtol=0), checkpoint

@@ -134,7 +134,105 @@ IMPORT_REFUSALS = {
     "missing weights": (lambda f: (f / "pytorch_model.bin").unlink(), "has no weights"),
     "vocabulary of another size": (lambda f: _drop_token(f, "dict.SRC.json"), "tokens but the embedding has"),
     "a weight outside model.": (lambda f: _add_weight(f, "encoder.extra", torch.zeros(1)), "'encoder.extra'"),
+    "theta of 401 digits": (lambda f: _edit_config(f, rope_args={"theta": 10 ** 400}),
+                            "config.json rope_args theta must be a finite number"),
+    "no heads": (lambda f: _edit_config(f, encoder_attention_heads=0),
+                 "config.json encoder_attention_heads must be a positive integer, got 0"),
+    "heads as text": (lambda f: _edit_config(f, decoder_attention_heads="2"),
+                      "config.json decoder_attention_heads must be a positive integer, got '2'"),
+    "config.json not JSON": (lambda f: (f / "config.json").write_text("{"), "config.json is not JSON"),
+    "dict.SRC.json not JSON": (lambda f: (f / "dict.SRC.json").write_text('{"<s>": 0,'), "dict.SRC.json is not JSON"),
+    "index not JSON": (lambda f: _shard(f, None), "pytorch_model.bin.index.json is not JSON"),
+    "index a JSON list": (lambda f: _shard(f, ["pytorch_model-1.bin"]), "index.json has no weight_map"),
+    "index naming numbers": (lambda f: _shard(f, lambda name: 3), "to 3, not a shard file name"),
+    "index naming lists": (lambda f: _shard(f, lambda name: ["pytorch_model-1.bin"]),
+                           "to ['pytorch_model-1.bin'], not a shard file name"),
+    "empty weights (a cut download)": (lambda f: (f / "pytorch_model.bin").write_bytes(b""),
+                                       "pytorch_model.bin is empty (0 bytes)"),
+    "weights cut short": (lambda f: _truncate(f / "pytorch_model.bin"), "pytorch_model.bin is not a plain state dict"),
+    "heads of one dimension": (lambda f: _edit_config(f, encoder_attention_heads=32),
+                               "config.json encoder_attention_heads 32 gives heads of 1 dimensions"),
+    "scale_embedding as text": (lambda f: _edit_config(f, scale_embedding="no"),
+                                "config.json scale_embedding must be true or false, got 'no'"),
+    "dropout of 5": (lambda f: _edit_config(f, dropout=5.0), "config.json dropout must be a probability in [0, 1), got 5.0"),
+    "dropout as text": (lambda f: _edit_config(f, attention_dropout="0.1"), "config.json attention_dropout must be"),
+    "max positions as text": (lambda f: _edit_config(f, max_source_positions="2048"),
+                              "config.json max_source_positions must be a positive integer, got '2048'"),
 }
+
+
+def _outside(folder, how):
+    """Weights that lie outside the folder: a sibling folder's file named by the index ("..."),
+    an absolute path, a shard that is a link out of the folder, or the single file as such a link."""
+    elsewhere = folder.parent / "outside"
+    elsewhere.mkdir()
+    (folder / "pytorch_model.bin").rename(elsewhere / "weights.bin")
+    if how == "single link":
+        (folder / "pytorch_model.bin").symlink_to(elsewhere / "weights.bin")
+        return
+    names = list(torch.load(elsewhere / "weights.bin", weights_only=True))
+    target = {"relative": "../outside/weights.bin", "absolute": "/etc/passwd", "shard link": "link.bin"}[how]
+    if how == "shard link":
+        (folder / "link.bin").symlink_to(elsewhere / "weights.bin")
+    index = {"weight_map": {n: target for n in names}}
+    (folder / "pytorch_model.bin.index.json").write_text(json.dumps(index))
+
+
+CONFINEMENT_REFUSALS = {
+    "index naming ../outside": (lambda f: _outside(f, "relative"), "names the weight file '../outside/weights.bin'"),
+    "index naming /etc/passwd": (lambda f: _outside(f, "absolute"), "names the weight file '/etc/passwd'"),
+    "shard linked out of the folder": (lambda f: _outside(f, "shard link"), "names the weight file 'link.bin'"),
+    "weights linked out of the folder": (lambda f: _outside(f, "single link"), "pytorch_model.bin resolves to"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONFINEMENT_REFUSALS))
+def test_weights_outside_the_folder_are_refused_before_they_are_read(exported, tmp_path, capsys, monkeypatch, case):
+    hf = exported[4]
+    edit, said = CONFINEMENT_REFUSALS[case]
+    edit(hf)
+    opened = []
+    monkeypatch.setattr(torch, "load", lambda path, *a, **k: opened.append(path))
+    capsys.readouterr()
+    assert relpos("import-hf", hf, tmp_path / "out") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and said in err and "outside" in err, err
+    assert opened == [] and not (tmp_path / "out").exists()
+
+
+def test_a_snapshot_of_hugging_faces_cache_imports(exported, tmp_path):
+    """huggingface_hub's cache: snapshots/REV/ holds links into the model's blobs/ folder."""
+    _, task, model, _, hf, _ = exported
+    root = tmp_path / "hub" / "models--ai4bharat--rotary-it2"
+    snapshot = root / "snapshots" / "0123abc"
+    (root / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for i, path in enumerate(sorted(hf.iterdir())):
+        blob = root / "blobs" / f"blob{i}"
+        shutil.copyfile(path, blob)
+        (snapshot / path.name).symlink_to(Path("..", "..", "blobs", blob.name))
+    assert relpos("import-hf", snapshot, tmp_path / "out") == 0
+    imported_task, imported = load_like_generate(tmp_path / "out" / "checkpoint.pt", tmp_path / "out")
+    assert torch.allclose(scores(imported, imported_task), scores(model, task), atol=1e-5, rtol=0)
+
+
+def _shard(folder, weight_map):
+    """The weights as one shard ``pytorch_model-1.bin`` behind an index: ``weight_map`` maps each
+    name to what the index says (None: the index is not JSON; a list: the index is that list)."""
+    names = list(torch.load(folder / "pytorch_model.bin", weights_only=True))
+    (folder / "pytorch_model.bin").rename(folder / "pytorch_model-1.bin")
+    if weight_map is None:
+        text = "{"
+    elif isinstance(weight_map, list):
+        text = json.dumps(weight_map)
+    else:
+        text = json.dumps({"metadata": {}, "weight_map": {n: weight_map(n) for n in names}})
+    (folder / "pytorch_model.bin.index.json").write_text(text)
+
+
+def _truncate(path):
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
 
 
 def _drop_key(folder, key):
@@ -212,6 +310,42 @@ def test_export_refuses_what_rotary_indictrans_does_not_compute(tmp_path, capsys
     assert relpos("export-hf", path, tmp_path / "hf") == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and said in err, err
+    assert not (tmp_path / "hf").exists()
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_embedding_sharing_is_written_for_hugging_face_and_round_trips(tmp_path, tied):
+    """HF's configs default ``tie_word_embeddings`` to true: an untied model must say false, or
+    HF would tie its lm_head to the decoder's embedding on load."""
+    extra = [a for a in IT2_LIKE if tied or a != "--share-decoder-input-output-embed"]
+    _, task, model, path = source_model(tmp_path, "transformer_rope", extra)
+    hf, back = tmp_path / "hf", tmp_path / "back"
+    assert relpos("export-hf", path, hf) == 0
+    config = json.loads((hf / "config.json").read_text())
+    assert config["tie_word_embeddings"] is tied and config["share_decoder_input_output_embed"] is tied
+    assert ("lm_head.weight" in torch.load(hf / "pytorch_model.bin", weights_only=True)) is not tied
+    (hf / "model.SRC").write_bytes(b"spm")
+    (hf / "model.TGT").write_bytes(b"spm")
+    assert relpos("import-hf", hf, back) == 0
+    imported = torch.load(back / "checkpoint.pt", weights_only=True)
+    assert bool(vars(imported["cfg"]["model"]).get("share_decoder_input_output_embed")) is tied
+    head, embed = (imported["model"][f"decoder.{k}.weight"] for k in ("output_projection", "embed_tokens"))
+    assert torch.equal(head, embed) is tied
+    imported_task, imported_model = load_like_generate(back / "checkpoint.pt", back)
+    assert torch.allclose(scores(imported_model, imported_task), scores(model, task), atol=1e-5, rtol=0)
+
+
+def test_export_refuses_a_decoder_input_dimension_of_its_own(tmp_path, capsys):
+    """fairseq has no command-line option for it; a checkpoint can still carry one (an edited or
+    foreign one), and RotaryIndicTrans's config has no field for it."""
+    _, _, _, path = source_model(tmp_path, "transformer_rope")
+    state = torch.load(path, weights_only=False)
+    state["cfg"]["model"].decoder_input_dim = 16
+    torch.save(state, path)
+    capsys.readouterr()
+    assert relpos("export-hf", path, tmp_path / "hf") == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "decoder_input_dim 16" in err and "32" in err, err
     assert not (tmp_path / "hf").exists()
 
 

@@ -21,7 +21,7 @@ class Refuse(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, Refuse())
 """
 LIGHT = ["fairseq_relpos", "fairseq_relpos.cli.main", "fairseq_relpos.ct2.translate", "fairseq_relpos.scoring",
-         "fairseq_relpos.documents.make_docs", "fairseq_relpos.positions", "fairseq_relpos.corpora.bible",
+         "fairseq_relpos.documents.make_docs", "fairseq_relpos.positions", "fairseq_relpos.repetition_options", "fairseq_relpos.corpora.bible",
          "fairseq_relpos.corpora.toy"]
 
 

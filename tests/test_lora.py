@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from fairseq import checkpoint_utils, tasks
-from fairseq.tasks.translation import TranslationTask
+from fairseq.sequence_scorer import SequenceScorer
+from fairseq.tasks.translation import TranslationConfig, TranslationTask
 from omegaconf import OmegaConf
 
 from fairseq_helpers import PLUGIN, hypotheses, preprocess, run, train, write_reversal_corpus
@@ -127,6 +128,51 @@ def test_merged_state_scores_like_the_adapted_model(dicts, style, args, extra):
     torch.testing.assert_close(logits(task, base), adapted, rtol=1e-5, atol=1e-5)
 
 
+def decode_step_by_step(model, encoder_out, prev):
+    """Each target position's logits, fed one token at a time as the generator does."""
+    state, steps = {}, []
+    for t in range(prev.size(1)):
+        steps.append(model.decoder(prev[:, : t + 1], encoder_out=encoder_out, incremental_state=state)[0][:, -1])
+    return torch.stack(steps, dim=1)
+
+
+@pytest.mark.parametrize("arch", ["transformer", "transformer_rope"])
+@pytest.mark.parametrize("style", STYLES)
+@pytest.mark.parametrize("targets", ["k_proj,v_proj", "out_proj", "out_proj,fc1", "all-linear", "q_proj"])
+def test_training_scoring_and_decoding_apply_the_same_adapters(dicts, arch, style, targets):
+    """fairseq's fused attention (training, validation, --score-reference) reads the projection
+    weights directly while incremental decoding calls the modules: with non-zero adapters on
+    any projection all three must compute the merged model, and every adapter (out_proj in
+    encoder and decoder included) must get a gradient."""
+    task, base, wrapped = build_pair(dicts, "--lora-style", style, "--lora-targets", targets,
+                                     "--lora-dropout", "0", arch=arch)
+    randomize_adapters(wrapped)
+    base.load_state_dict(lora.merged_state(wrapped.state_dict(), wrapped.lora_spec), strict=True)
+    src, lengths, prev = random_batch(task, 3, 9, 7, pad_first_row=2)
+    target = torch.cat([prev[:, 1:], prev[:, :1]], dim=1)  # prev[:, 0] is eos
+    with torch.no_grad():
+        reference = base(src, lengths, prev)[0].log_softmax(-1)
+    assert not torch.allclose(reference, logits(task, build(dicts, arch)[1]).log_softmax(-1))
+
+    trained = wrapped.train()(src, lengths, prev)[0]
+    torch.testing.assert_close(trained.log_softmax(-1), reference, rtol=1e-4, atol=1e-5)
+    trained.log_softmax(-1).gather(-1, target.unsqueeze(-1)).sum().backward()
+    adapters = {n: p for n, p in wrapped.named_parameters() if is_adapter_key(n)}
+    assert any(".encoder." in f".{n}" for n in adapters) and any(".decoder." in f".{n}" for n in adapters)
+    silent = [n for n, p in adapters.items() if p.grad is None or not p.grad.any()]
+    assert not silent, f"{len(silent)} of {len(adapters)} adapter tensors got no gradient: {silent[:4]}"
+
+    sample = {"net_input": {"src_tokens": src, "src_lengths": lengths, "prev_output_tokens": prev},
+              "target": target, "id": torch.arange(len(src))}
+    with torch.no_grad():
+        hypos = SequenceScorer(task.target_dictionary).generate([wrapped.eval()], sample)
+        steps = decode_step_by_step(wrapped, wrapped.encoder(src, src_lengths=lengths), prev)
+    scores = torch.stack([h[0]["positional_scores"] for h in hypos])
+    torch.testing.assert_close(scores, reference.gather(-1, target.unsqueeze(-1)).squeeze(-1),
+                               rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(steps.log_softmax(-1), reference, rtol=1e-4, atol=1e-5)
+
+
 def test_adapters_are_never_applied_twice(dicts):
     _, model, _ = build(dicts, "transformer_rope", extra=["--task", "translation_lora"])
     with pytest.raises(ValueError, match="twice"):
@@ -156,6 +202,22 @@ def test_adapters_file_for_another_base_is_refused(dicts, tmp_path):
               extra=["--task", "translation_lora", "--lora-adapters", str(path)])
     with pytest.raises(ValueError, match="architecture transformer_rope vs transformer_alibi"):
         build(dicts, "transformer_alibi", extra=["--task", "translation_lora", "--lora-adapters", str(path)])
+
+
+@pytest.mark.parametrize("style,missing", [("lora", "lora_B"), ("lora", "lora_A"), ("minlora", "lora_B")])
+def test_a_checkpoint_missing_an_adapter_tensor_is_refused_naming_it(dicts, tmp_path, capsys, style, missing):
+    from fork_fixtures import save
+    _, model, cfg = build(dicts, "transformer_rope", extra=["--task", "translation_lora", "--lora-style", style])
+    path = save(cfg, model, tmp_path / "lora.pt")
+    state = torch.load(path, weights_only=False)
+    key = next(k for k in sorted(state["model"]) if k.endswith(missing))
+    del state["model"][key]
+    torch.save(state, path)
+    capsys.readouterr()
+    assert cli.main(["merge", str(path), str(tmp_path / "merged.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{path} has no {key}" in err, err
+    assert not (tmp_path / "merged.pt").exists()
 
 
 @pytest.mark.parametrize("saved,given", [("lora", "minlora"), ("minlora", "lora")])
@@ -366,8 +428,10 @@ def test_convert_keeps_a_lora_checkpoint_loadable_and_commutes_with_merge(lora_r
     converted, merged, merged_converted = tmp_path / "c.pt", tmp_path / "m.pt", tmp_path / "mc.pt"
     assert cli.main(["convert", "--pe", pe, str(ckpt), str(converted)]) == 0
     task_cfg = torch.load(converted, map_location="cpu", weights_only=True)["cfg"]["task"]
+    # the translation task's own options (the LoRA task adds adapter and document-decoding ones)
     plain = tasks.setup_task(OmegaConf.create(
-        {**{k: v for k, v in task_cfg.items() if not k.startswith("lora_")}, "_name": "translation"}))
+        {**{k: v for k, v in task_cfg.items() if k in TranslationConfig.__dataclass_fields__},
+         "_name": "translation"}))
     assert type(plain) is TranslationTask
     model, task = load(converted, task=plain)
     assert model.lora_spec["style"] == "minlora"

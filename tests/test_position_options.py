@@ -3,12 +3,15 @@
 import math
 
 import pytest
+import torch
 
 import fairseq_helpers as h
+from fork_fixtures import load_like_generate, source_model
 from model_builders import build
 
 from fairseq_relpos.cli import main as cli
 from fairseq_relpos.modules import RotaryEmbedding
+from fairseq_relpos.positions import DEFAULTS
 
 # (convert options, the option the error must name); the tiny models have 8-dimensional heads
 BAD = [
@@ -73,6 +76,9 @@ def test_the_training_parser_refuses_bad_values(dicts, capsys, extra, named):
     ("transformer_rope", ["--rope-scaling-factor", "4"], "--rope-scaling-factor"),  # no --rope-scaling
     ("transformer_alibi", ["--max-source-positions", "0"], "--max-source-positions"),
     ("transformer_nope", ["--max-target-positions", "-3"], "--max-target-positions"),
+    # heads that leave 1 dimension each, or do not divide: the heads are named, not only --rope-fraction
+    ("transformer_rope", ["--encoder-attention-heads", "32"], r"\(--encoder-embed-dim 32 over --encoder-attention-heads 32\)"),
+    ("transformer_rope", ["--decoder-attention-heads", "3"], "--decoder-attention-heads 3 must be a positive integer that divides"),
 ])
 def test_the_model_refuses_bad_combinations_and_lengths(dicts, arch, extra, named):
     with pytest.raises(ValueError, match=named):
@@ -96,3 +102,44 @@ def test_fairseq_train_refuses_nan_theta_before_training(tmp_path):
     assert proc.returncode == 2
     assert "argument --rope-theta: must be a finite number > 1, got 'nan'" in proc.stderr
     assert not (tmp_path / "save").exists()
+
+
+# ------------------------------------------------------- switching between relative kinds
+
+NON_DEFAULT = {"rope": ["--rope-theta", "500", "--rope-layout", "half", "--rope-fraction", "1.0",
+                        "--rope-scaling", "linear", "--rope-scaling-factor", "2"],
+               "alibi": ["--alibi-encoder", "asymmetric"]}
+
+
+def saved_options(path):
+    model = torch.load(path, weights_only=True)["cfg"]["model"]
+    return {k: getattr(model, k) for k in ("relative_positions", *DEFAULTS)}
+
+
+@pytest.mark.parametrize("source,target", [("rope", "alibi"), ("rope", "nope"), ("alibi", "rope"),
+                                           ("alibi", "nope")])
+def test_the_old_kinds_options_do_not_follow_a_switch_to_another_kind(tmp_path, source, target):
+    """A checkpoint's own options of its old kind (never given by the user) are neither refused
+    nor kept when it is converted or fine-tuned to another kind: the new kind starts from its
+    defaults, and the weights load strictly."""
+    data, _, _, path = source_model(tmp_path, f"transformer_{source}", NON_DEFAULT[source])
+    assert any(saved_options(path)[k] != DEFAULTS[k] for k in DEFAULTS)
+    expected = dict(DEFAULTS, relative_positions=target)
+
+    out = tmp_path / "converted.pt"
+    assert relpos_status(["convert", "--pe", target, path, out]) == 0
+    assert saved_options(out) == expected
+    load_like_generate(out, data)
+
+    _, model, cfg = build(data, f"transformer_{target}", extra=["--finetune-from-model", str(path)])
+    assert {k: getattr(cfg.model, k) for k in expected} == expected
+    model.load_state_dict(torch.load(path, weights_only=True)["model"], strict=True, model_cfg=cfg.model)
+
+
+def test_a_switch_within_a_kind_keeps_the_checkpoints_options(tmp_path):
+    data, _, _, path = source_model(tmp_path, "transformer_rope", NON_DEFAULT["rope"])
+    kept = saved_options(path)
+    assert relpos_status(["convert", "--pe", "rope", "--max-positions", "64", path, tmp_path / "out.pt"]) == 0
+    assert saved_options(tmp_path / "out.pt") == kept
+    _, _, cfg = build(data, "transformer_rope", extra=["--finetune-from-model", str(path)])
+    assert {k: getattr(cfg.model, k) for k in kept} == kept

@@ -5,6 +5,7 @@ positions), then started from by relative architectures: through fairseq's own t
 checkpoint_utils (in-process, exact tensors) and through the real fairseq-train CLI.
 """
 import re
+import shutil
 
 import pytest
 import torch
@@ -137,3 +138,23 @@ def test_separate_dictionaries_with_language_tags(tmp_path):
     # transformer_base18L's pre-norm and layernorm_embedding came from the checkpoint, too
     assert model.encoder.layers[0].normalize_before and model.encoder.layernorm_embedding is not None
     assert trainer.cfg.model.activation_fn == "gelu"
+
+
+@pytest.mark.parametrize("task", [(), ("--task", "translation_lora")])
+def test_a_resume_needs_no_finetune_base_once_checkpoint_last_exists(reversal_base, tmp_path, task):
+    """fairseq resumes from --save-dir's checkpoint_last.pt and ignores --finetune-from-model
+    once that exists, so the same command resumes after the base has moved; the model's shape
+    (no shape flags given) comes from the checkpoint fairseq resumes from."""
+    data, base, _ = reversal_base
+    start, save = tmp_path / "base.pt", tmp_path / "save"
+    shutil.copy(base, start)
+    first = fairseq_train(data, save, "transformer_rope", "--finetune-from-model", start, *task,
+                          updates=2, tiny=False)
+    assert "loading pretrained model from" in first.stdout + first.stderr
+    start.rename(tmp_path / "moved.pt")
+    again = fairseq_train(data, save, "transformer_rope", "--finetune-from-model", start, *task,
+                          updates=4, tiny=False, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "loading pretrained model from" not in again.stdout + again.stderr
+    resumed = torch.load(save / "checkpoint_last.pt", weights_only=True)
+    assert resumed["optimizer_history"][-1]["num_updates"] == 4

@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Translate documents with a model exported by `fairseq-relpos export` (CTranslate2).
 
-Usage: translate_ct2.py [--sentences] [--beam N] [--threads N] CT2_DIR IT2_DIR SRC_LANG TGT_LANG < IN > OUT
+Usage: translate_ct2.py [--sentences | --doc-decoding MODE [--doc-separator SYM] [--doc-window K]] [--beam N]
+                        [--threads N] CT2_DIR IT2_DIR SRC_LANG TGT_LANG < IN > OUT
 
   CT2_DIR   the exported directory (fairseq-relpos export CKPT CT2_DIR --data IT2_DIR/final_bin)
   IT2_DIR   the IndicTrans2 release directory, for its SentencePiece models vocab/model.{SRC,TGT}
@@ -9,6 +10,13 @@ Usage: translate_ct2.py [--sentences] [--beam N] [--threads N] CT2_DIR IT2_DIR S
   IN        raw text, one sentence a line, blank lines between documents; each document is
             translated whole (--sentences: every line on its own) and written as one line,
             with a blank line between documents
+  --doc-decoding split|window   sentence by sentence instead, written as IN is: one line per
+            input line, a blank line between documents
+            split: every sentence alone (in batches); window: the document in sliding windows
+            of K sentences (--doc-window, default 4) joined by SYM (--doc-separator, the symbol
+            the model was fine-tuned with between sentences), the translations already kept
+            forced as the target prefix, only the new sentence kept. "aligned" cannot be done
+            with CTranslate2 (see fairseq_relpos.ct2.translate)
 
 Search options (beam, --max-len-a/-b) are the ones recorded at export (decoding.json), applied
 as fairseq-generate applies them (fairseq_relpos.ct2.translate); documents are never cut.
@@ -19,7 +27,8 @@ import sys
 import ctranslate2
 import sentencepiece as spm
 
-from fairseq_relpos.ct2.translate import load_decoding, translate_batch
+from fairseq_relpos.ct2.translate import (check_separator, join_sentences, load_decoding, translate_batch,
+                                          translate_documents)
 
 
 def documents(lines, sentences):
@@ -56,16 +65,42 @@ def main():
     parser.add_argument("model"), parser.add_argument("it2"), parser.add_argument("src_lang")
     parser.add_argument("tgt_lang")
     parser.add_argument("--sentences", action="store_true", help="translate every line on its own")
+    parser.add_argument("--doc-decoding", choices=("whole", "split", "window", "aligned"), default="whole",
+                        help="whole (default), or sentence by sentence: split, window")
+    parser.add_argument("--doc-separator", metavar="SYM", help="the sentence separator symbol (window)")
+    parser.add_argument("--doc-window", type=int, default=4, metavar="K", help="window size in sentences (default 4)")
     parser.add_argument("--beam", type=int, help="beam size (default: the exported one)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--batch-size", type=int, default=16, help="inputs per batch (default 16)")
     args = parser.parse_args()
+    by_sentence = args.doc_decoding != "whole"
+    if by_sentence and args.sentences:
+        parser.error("--sentences translates lines alone; leave it out with --doc-decoding")
+    if args.doc_decoding == "window" and not args.doc_separator:
+        parser.error("--doc-decoding window needs --doc-separator SYM, the symbol the model was fine-tuned "
+                     "with between sentences")
+    decoding = load_decoding(args.model)
+    try:
+        if args.doc_separator:
+            check_separator(args.model, args.doc_separator)
+        if by_sentence:  # refuses aligned and a bad --doc-window before any work
+            translate_documents(None, [], decoding, args.doc_decoding, args.doc_separator, window=args.doc_window)
+    except ValueError as err:
+        parser.error(str(err))
     source = spm.SentencePieceProcessor(model_file=f"{args.it2}/vocab/model.SRC")
     target = spm.SentencePieceProcessor(model_file=f"{args.it2}/vocab/model.TGT")
     translator = ctranslate2.Translator(args.model, device="cpu", intra_threads=args.threads)
-    decoding = load_decoding(args.model)
+    docs = list(documents(input_lines(sys.stdin.buffer), args.sentences))
+    if by_sentence:
+        separator = args.doc_separator or "</s>"  # split sends no separator to the model
+        inputs = [[args.src_lang, args.tgt_lang,
+                   *join_sentences([source.encode(s, out_type=str) for s in doc], separator)] for doc in docs]
+        translated = translate_documents(translator, inputs, decoding, args.doc_decoding, separator,
+                                         window=args.doc_window, beam=args.beam, batch_size=args.batch_size)
+        sys.stdout.write("\n\n".join("\n".join(target.decode(s) for s in doc) for doc in translated) + "\n")
+        return
     inputs = [[args.src_lang, args.tgt_lang, *source.encode(" ".join(doc), out_type=str)] if doc else None
-              for doc in documents(input_lines(sys.stdin.buffer), args.sentences)]
+              for doc in docs]
     outputs = ["" if pieces is None else None for pieces in inputs]  # a blank line stays blank
     inputs_by_length = sorted((i for i in range(len(inputs)) if inputs[i] is not None),
                               key=lambda i: len(inputs[i]))  # less padding

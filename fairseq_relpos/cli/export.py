@@ -5,7 +5,9 @@ or IndicTrans2-named one, or a ``translation_lora`` checkpoint (adapters merged 
 exactly as ``fairseq-relpos merge`` does). ALiBi and NoPE are refused with the reason. OUTDIR
 gets model.bin, the vocabularies, CTranslate2's config.json and ``decoding.json``: the search
 options that make CTranslate2 decode like ``fairseq-generate`` (applied by
-``fairseq_relpos.ct2.translate``) and a README.md saying how. Nothing is written on any error.
+``fairseq_relpos.ct2.translate``), the repetition controls CTranslate2 can apply
+(``--repetition-penalty``, ``--no-repeat-ngram-size``; a ``--no-repeat-ngram-window`` is refused,
+CTranslate2 has none) and a README.md saying how. Nothing is written on any error.
 """
 import json
 import os
@@ -34,6 +36,14 @@ def add_arguments(parser):
         parser.add_argument(f"--{name}", type=type(value), default=value,
                             help=f"{what}, as fairseq-generate's option; recorded in decoding.json "
                                  f"(default {value})")
+    for name, value, what in (("repetition-penalty", 1.0, "CTRL repetition penalty on every token already "
+                               "emitted, > 0 (1: off)"),
+                              ("no-repeat-ngram-size", 0, "ban every token that would repeat an n-gram of "
+                               "this size (0: off)"),
+                              ("no-repeat-ngram-window", 0, "as the plugin's decoding option; refused unless "
+                               "0: CTranslate2 bans n-grams over the whole output")):
+        parser.add_argument(f"--{name}", type=type(value), default=value, metavar="F" if isinstance(value, float) else "N",
+                            help=f"{what}; recorded in decoding.json (default {value})")
     parser.add_argument("--max-positions", type=argparse_type("max_positions"), metavar="N",
                         help="a sinusoidal model's position table in the export covers N positions per side "
                              "(default: the checkpoint's max positions); CTranslate2 cannot decode past it, "
@@ -51,7 +61,9 @@ def main(args):
     from ..lora.merge import adapter_spec, merged_checkpoint
 
     export_ct2.require_ctranslate2()
-    ct2_translate.decoding_config(args.beam, args.max_len_a, args.max_len_b)  # checked before any work
+    repetition = dict(repetition_penalty=args.repetition_penalty, no_repeat_ngram_size=args.no_repeat_ngram_size,
+                      no_repeat_ngram_window=args.no_repeat_ngram_window)
+    ct2_translate.decoding_config(args.beam, args.max_len_a, args.max_len_b, **repetition)  # checked before any work
     outdir = os.path.abspath(args.outdir)
     # OUTDIR is replaced whole: never one holding the checkpoint, the dictionaries or the working folder
     check_output_folder(outdir, inputs=[args.checkpoint, args.data], force=args.force,
@@ -71,7 +83,7 @@ def main(args):
         path = args.checkpoint
         if adapter_spec(state) is not None:  # fold the adapters in first, as `merge` does
             path = os.path.join(work, "merged.pt")
-            write_checkpoint(merged_checkpoint(state), path)
+            write_checkpoint(merged_checkpoint(state, args.checkpoint), path)
         del state
         overrides = {"data": data}
         overrides.update({k: getattr(args, k) for k in ("source_lang", "target_lang") if getattr(args, k)})
@@ -86,7 +98,7 @@ def main(args):
                              "it from; pass --source-lang and --target-lang (dict.SRC.txt -> SRC)") from err
         spec = export_ct2.model_spec(models[0].eval(), task)
         decoding = ct2_translate.decoding_config(args.beam, args.max_len_a, args.max_len_b,
-                                                 max_positions=export_ct2.position_table_rows(models[0]))
+                                                 max_positions=export_ct2.position_table_rows(models[0]), **repetition)
         if args.max_positions and decoding.get("max_positions") is None:
             raise ValueError("--max-positions sets the length of a sinusoidal position table; this model has "
                              "none (RoPE decodes any length)")

@@ -31,7 +31,7 @@ def main(args):
     if args.adapters_only:
         result = adapters_payload(state["model"], spec, state["cfg"]["model"].arch)
     else:
-        result = merged_checkpoint(state)
+        result = merged_checkpoint(state, args.input)
     write_checkpoint(result, args.output)
     what = f"{len(result['tensors'])} adapter tensors" if args.adapters_only else "merged checkpoint"
     print(f"wrote {what} to {args.output}")

@@ -26,6 +26,14 @@ from ..safe_io import check_output_folder
 
 MISSING = ("the CTranslate2 export needs the optional package ctranslate2>=4.6.3: "
            "pip install 'fairseq-relpos[ct2]'")
+TESTED = "4.8.5"  # the version the tests ran on; setup.py's ct2 extra allows >=4.6.3,<5
+# CTranslate2's fairseq layer helpers that fill the specification (``ctranslate2.converters.fairseq``).
+HELPERS = ("set_transformer_encoder_layer", "set_transformer_decoder_layer", "set_linear", "set_layer_norm",
+           "set_embeddings", "set_position_encodings")
+# fairseq's activation names -> ``ctranslate2.specs.common_spec.Activation`` members (the same
+# map as CTranslate2's own fairseq converter, kept here: theirs is private).
+ACTIVATIONS = {"gelu": "GELU", "gelu_accurate": "GELUTanh", "gelu_fast": "GELUTanh", "relu": "RELU",
+               "swish": "SWISH"}
 
 # Decoder-layer modules of fairseq that the CTranslate2 Transformer has no place for (NormFormer).
 _UNSUPPORTED_LAYER_MODULES = ("attn_ln", "c_attn", "ffn_layernorm", "w_resid")
@@ -42,6 +50,28 @@ def require_ctranslate2():
     return ctranslate2
 
 
+def fairseq_helpers():
+    """CTranslate2's fairseq converter module, checked to have every helper this export calls:
+    a version that renamed one fails here, naming itself, rather than halfway with an
+    AttributeError."""
+    ctranslate2 = require_ctranslate2()
+    from ctranslate2.converters import fairseq as ct2_fairseq
+    from ctranslate2.specs import common_spec
+
+    missing = [n for n in HELPERS if not callable(getattr(ct2_fairseq, n, None))]
+    missing += [f"Activation.{a}" for a in sorted(set(ACTIVATIONS.values())) if not hasattr(common_spec.Activation, a)]
+    if missing:
+        raise RuntimeError(f"ctranslate2 {getattr(ctranslate2, '__version__', '(unknown version)')} has no "
+                           f"{', '.join(missing)}, which the export uses; it was tested with ctranslate2 {TESTED} "
+                           "(pip install 'fairseq-relpos[ct2]' installs a version from >=4.6.3,<5)")
+    return ct2_fairseq
+
+
+def vocabulary(dictionary):
+    """A fairseq dictionary's tokens as CTranslate2 names them (``<pad>`` is its ``<blank>``)."""
+    return ["<blank>" if token == "<pad>" else token for token in dictionary.symbols]
+
+
 def refuse_positions(model_args):
     """Refuse position types CTranslate2 cannot run, before any model is built."""
     positions = model_args.get("relative_positions")
@@ -54,9 +84,8 @@ def refuse_positions(model_args):
 
 def model_spec(model, task):
     """The CTranslate2 ``TransformerSpec`` of a fairseq ``TransformerModel``, weights set."""
-    require_ctranslate2()
-    from ctranslate2.converters import fairseq as ct2_fairseq
-    from ctranslate2.specs import transformer_spec
+    ct2_fairseq = fairseq_helpers()
+    from ctranslate2.specs import common_spec, transformer_spec
     from fairseq.models.transformer import TransformerModel
 
     if not isinstance(model, TransformerModel):
@@ -65,10 +94,10 @@ def model_spec(model, task):
     refuse_positions({"relative_positions": getattr(args, "relative_positions", None)})
     _refuse_unsupported(model)
     activation = getattr(args, "activation_fn", None) or "relu"
-    if activation not in ct2_fairseq._SUPPORTED_ACTIVATIONS:
+    if activation not in ACTIVATIONS:
         raise ValueError(f"activation {activation!r} has no CTranslate2 equivalent "
-                         f"(supported: {', '.join(ct2_fairseq._SUPPORTED_ACTIVATIONS)})")
-    common = dict(activation=ct2_fairseq._SUPPORTED_ACTIVATIONS[activation])
+                         f"(supported: {', '.join(ACTIVATIONS)})")
+    common = dict(activation=getattr(common_spec.Activation, ACTIVATIONS[activation]))
     encoder, decoder = model.encoder, model.decoder
     encoder_spec = transformer_spec.TransformerEncoderSpec(
         len(encoder.layers), encoder.layers[0].self_attn.num_heads,
@@ -94,8 +123,8 @@ def model_spec(model, task):
         ct2_fairseq.set_linear(spec.decoder.project_in, decoder.project_in_dim)
     if decoder.project_out_dim is not None:
         ct2_fairseq.set_linear(spec.decoder.project_out, decoder.project_out_dim)
-    spec.register_source_vocabulary(ct2_fairseq._get_vocab(task.source_dictionary))
-    spec.register_target_vocabulary(ct2_fairseq._get_vocab(task.target_dictionary))
+    spec.register_source_vocabulary(vocabulary(task.source_dictionary))
+    spec.register_target_vocabulary(vocabulary(task.target_dictionary))
     # fairseq appends </s> to every source and starts decoding from </s>.
     spec.config.decoder_start_token = spec.config.eos_token
     spec.config.add_source_eos = True

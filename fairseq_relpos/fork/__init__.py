@@ -25,9 +25,11 @@ def _model_options(state):
     return model
 
 
-def translate(state, path="the checkpoint"):
+def translate(state, path="the checkpoint", overrides=None):
     """Rewrite a fork checkpoint's state in place as this plugin's; any other state is left as
-    it is. Returns the state."""
+    it is. Returns the state. ``overrides`` (fairseq's ``arg_overrides``: ``--model-overrides``
+    and the like, already applied to the state by fairseq) win over the options mapped from
+    the fork's, as they win over a plugin checkpoint's own."""
     model = _model_options(state)
     if isinstance(model, argparse.Namespace):
         args = vars(model)
@@ -55,6 +57,7 @@ def translate(state, path="the checkpoint"):
     for key in [k for k in args if k in FORK_ONLY]:
         del args[key]
     args.update(options)
+    args.update({k: v for k, v in (overrides or {}).items() if k in options})
     if relative is not None:
         from ..models.relative_transformer import relative_architecture
         full = argparse.Namespace(**args)
@@ -74,7 +77,7 @@ def translate_on_load(loader):
     def load(path, *args, **kwargs):
         state = loader(path, *args, **kwargs)
         if isinstance(state, dict) and NOTES not in state:
-            translate(state, path)
+            translate(state, path, kwargs.get("arg_overrides", args[0] if args else None))
             if NOTES in state:
                 logger.info("%s: %s", path, "; ".join(state[NOTES]))
         return state

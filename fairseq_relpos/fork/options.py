@@ -20,6 +20,7 @@ Anything else the fork adds must be at its default; any other value is refused b
 """
 import json
 import math
+import numbers
 
 FORK = "the authors' fork (VarunGumma/fairseq at f6cd0f72)"
 ATTENTION = ("fairseq", "fast", "fast_fused", "fast_gqa", "fast_gqa_fused")
@@ -51,95 +52,135 @@ def _option(name):
     return "--" + name.replace("_", "-")
 
 
-def _json(args, name, keys):
+def shown(value):
+    """A value read from a file as one short line: a 401-digit number is cut, not printed whole."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:24]}... ({len(text)} characters)"
+
+
+def _finite_number(value):
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _positive_integer(value):
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value > 0
+
+
+def _json(args, name, keys, spell):
     text = args.get(name)
     if text is None:
         return None
     try:
         value = json.loads(text) if isinstance(text, str) else text
     except json.JSONDecodeError as err:
-        raise ForkOptionError(f"{_option(name)} {text!r} is not JSON ({err.msg})") from None
+        raise ForkOptionError(f"{spell(name)} {shown(text)} is not JSON ({err.msg})") from None
     if not isinstance(value, dict):
-        raise ForkOptionError(f"{_option(name)} {text!r} must be a JSON object")
+        raise ForkOptionError(f"{spell(name)} {shown(text)} must be a JSON object")
     unknown = [k for k in value if k not in keys]
     if unknown:
-        raise ForkOptionError(f"{_option(name)} has {unknown[0]!r}, which {FORK} does not read "
+        raise ForkOptionError(f"{spell(name)} has {unknown[0]!r}, which {FORK} does not read "
                               f"(it reads {', '.join(keys)}); refusing to guess what the model computed")
     return value
 
 
-def _check_plain_layers(args):
+def _check_plain_layers(args, spell):
     for name, allowed in PLAIN_LAYERS.items():
         if args.get(name, allowed[0]) not in allowed:
-            raise ForkOptionError(f"{_option(name)} {args[name]!r}: this plugin builds fairseq's own layers "
+            raise ForkOptionError(f"{spell(name)} {shown(args[name])}: this plugin builds fairseq's own layers "
                                   f"only (the fork's {name.split('_', 1)[1]} variant has no equivalent here)")
     for stack in ("encoder", "decoder"):
         kv = args.get(f"{stack}_kv_attention_heads")
         if kv is not None and kv != args.get(f"{stack}_attention_heads"):
-            raise ForkOptionError(f"--{stack}-kv-attention-heads {kv}: grouped-query attention has no "
-                                  "equivalent here")
+            raise ForkOptionError(f"{spell(f'{stack}_kv_attention_heads')} {shown(kv)}: grouped-query attention "
+                                  "has no equivalent here")
 
 
-def _rope(args, rope, attention):
+def head_dim(args, stack, spell=_option):
+    """The dimensions of one head of ``stack``, after checking that its dimension and heads are
+    positive integers and the heads divide the dimension."""
+    dim, heads = (args.get(f"{stack}_{name}") for name in ("embed_dim", "attention_heads"))
+    for name, value in ((f"{stack}_embed_dim", dim), (f"{stack}_attention_heads", heads)):
+        if not _positive_integer(value):
+            raise ForkOptionError(f"{spell(name)} must be a positive integer, got {shown(value)}")
+    if dim % heads:
+        raise ForkOptionError(f"{spell(f'{stack}_attention_heads')} {heads} does not divide the {stack}'s "
+                              f"dimension {dim}")
+    return dim // heads
+
+
+def _rope(args, rope, attention, spell):
     if not attention.startswith("fast"):
         raise ForkOptionError(
-            f"--rope-args {args['rope_args']!r} with --attn-implementation {attention!r}: {FORK} ignores "
-            "rope_args unless the attention is fast*, so this model was trained without RoPE although its "
-            "config asks for it; refusing rather than guessing which was meant")
+            f"{spell('rope_args')} {shown(args['rope_args'])} with {spell('attn_implementation')} {attention!r}: "
+            f"{FORK} ignores rope_args unless the attention is fast*, so this model was trained without RoPE "
+            "although its config asks for it; refusing rather than guessing which was meant")
     for key in ("use_xpos", "xpos_scale_base"):
         if key in rope:
-            raise ForkOptionError(f"--rope-args {key!r}: {FORK} ignores it")
+            raise ForkOptionError(f"{spell('rope_args')} {key!r}: {FORK} ignores it")
     theta = rope.get("theta", 10000)
     factor = rope.get("scaling_factor", 1.0)
     for key, value in (("theta", theta), ("scaling_factor", factor)):
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-            raise ForkOptionError(f"--rope-args {key} must be a finite number, got {value!r}")
+        if not _finite_number(value):
+            raise ForkOptionError(f"{spell('rope_args')} {key} must be a finite number, got {shown(value)}")
     if factor < 1:
-        raise ForkOptionError(f"--rope-args scaling_factor {factor} < 1 shrinks positions; this plugin's "
+        raise ForkOptionError(f"{spell('rope_args')} scaling_factor {factor} < 1 shrinks positions; this plugin's "
                               "linear scaling takes factors >= 1 only")
     for stack in ("encoder", "decoder"):
-        head_dim = args[f"{stack}_embed_dim"] // args[f"{stack}_attention_heads"]
-        if (head_dim // 2) % 2:
+        dims = head_dim(args, stack, spell)
+        if dims % 2 or (dims // 2) % 2 or dims < 4:
             raise ForkOptionError(
-                f"{stack} heads of {head_dim} dimensions: the fork rotates head_dim // 2 = {head_dim // 2} "
-                "of them, an odd number, with frequencies this plugin's RoPE does not reproduce")
+                f"{spell(f'{stack}_attention_heads')} {args[f'{stack}_attention_heads']} gives heads of {dims} "
+                f"dimensions: the fork rotates head_dim // 2 = {dims // 2} of them, which this plugin's RoPE "
+                "(half of each head, in pairs) does not reproduce")
     return dict(relative_positions="rope", rope_theta=float(theta), rope_fraction=0.5,
                 rope_layout="interleaved", rope_scaling="linear" if factor != 1 else "none",
                 rope_scaling_factor=float(factor))
 
 
-def _alibi(alibi):
+def _alibi(alibi, spell):
     if "type" not in alibi:
-        raise ForkOptionError("--alibi-args has no 'type' ('symmetrical' or 'asymmetrical'), which the fork requires")
-    if alibi["type"] not in ALIBI_TYPES:
-        raise ForkOptionError(f"--alibi-args type {alibi['type']!r}: the fork knows 'asymmetrical' and treats "
-                              "anything else as symmetric; use 'symmetrical' or 'asymmetrical'")
+        raise ForkOptionError(f"{spell('alibi_args')} has no 'type' ('symmetrical' or 'asymmetrical'), which the "
+                              "fork requires")
+    if not isinstance(alibi["type"], str) or alibi["type"] not in ALIBI_TYPES:
+        raise ForkOptionError(f"{spell('alibi_args')} type {shown(alibi['type'])}: the fork knows 'asymmetrical' "
+                              "and treats anything else as symmetric; use 'symmetrical' or 'asymmetrical'")
     return dict(relative_positions="alibi", alibi_encoder=ALIBI_TYPES[alibi["type"]])
 
 
-def plugin_options(args):
+def plugin_options(args, spell=_option):
     """(options to set, notes) for a fork checkpoint's model options ``args`` (a dict).
 
     The options say which of this plugin's models computes what the fork's did; notes say, in
-    words, what was mapped. Raises ForkOptionError naming the first option that cannot be honoured.
+    words, what was mapped. Raises ForkOptionError naming the first option that cannot be honoured,
+    as ``spell`` writes its name (the fork's command-line option; a config.json gives field names).
     """
     attention = args.get("attn_implementation") or "fairseq"
-    if attention not in ATTENTION:
-        raise ForkOptionError(f"--attn-implementation {attention!r} is not one of the fork's ({', '.join(ATTENTION)})")
-    _check_plain_layers(args)
-    rope = _json(args, "rope_args", ROPE_KEYS + ("use_xpos", "xpos_scale_base"))
-    alibi = _json(args, "alibi_args", ("type",))
-    lora = _json(args, "lora_args", LORA_KEYS)
+    if not isinstance(attention, str) or attention not in ATTENTION:
+        raise ForkOptionError(f"{spell('attn_implementation')} {shown(attention)} is not one of the fork's "
+                              f"({', '.join(ATTENTION)})")
+    for stack in ("encoder", "decoder"):
+        if args.get(f"{stack}_embed_dim") is not None or args.get(f"{stack}_attention_heads") is not None:
+            head_dim(args, stack, spell)
+    _check_plain_layers(args, spell)
+    rope = _json(args, "rope_args", ROPE_KEYS + ("use_xpos", "xpos_scale_base"), spell)
+    alibi = _json(args, "alibi_args", ("type",), spell)
+    lora = _json(args, "lora_args", LORA_KEYS, spell)
     if rope is not None and alibi is not None and attention.startswith("fast"):
-        raise ForkOptionError("--rope-args and --alibi-args together: the fork applied both, which no "
-                              "model of this plugin computes")
-    relative = _rope(args, rope, attention) if rope is not None else _alibi(alibi) if alibi is not None else None
+        raise ForkOptionError(f"{spell('rope_args')} and {spell('alibi_args')} together: the fork applied both, "
+                              "which no model of this plugin computes")
+    relative = _rope(args, rope, attention, spell) if rope is not None else \
+        _alibi(alibi, spell) if alibi is not None else None
     if relative is not None:
         if args.get("encoder_learned_pos") or args.get("decoder_learned_pos") or \
                 not args.get("no_token_positional_embeddings"):
             raise ForkOptionError(
-                f"{'--rope-args' if rope is not None else '--alibi-args'} without "
-                "--no-token-positional-embeddings: the fork added absolute positions as well, which no "
+                f"{spell('rope_args' if rope is not None else 'alibi_args')} without "
+                f"{spell('no_token_positional_embeddings')}: the fork added absolute positions as well, which no "
                 "model of this plugin computes")
     notes = [f"read as {FORK} saved it: attention {attention}"]
     if relative is None:

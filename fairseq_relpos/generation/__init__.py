@@ -6,6 +6,7 @@ the per-step copies that change nothing (see :mod:`.ensemble`), with the documen
 repetition controls of :mod:`.options` when asked for. ``--score-reference`` and callers that
 choose their own generator class keep fairseq's.
 """
+from .. import repetition_options
 from . import options
 from .ensemble import DocumentEnsemble, DocumentEnsembleWithAlignment
 from .generator import DocumentSequenceGenerator, DocumentSequenceGeneratorWithAlignment
@@ -48,8 +49,7 @@ class DocumentGenerationTask:
     def _document_kwargs(self, args):
         cfg, mode = self.cfg, self.cfg.doc_decoding
         ngram = getattr(args, "no_repeat_ngram_size", 0) or 0
-        if cfg.no_repeat_ngram_window and not ngram:
-            raise ValueError("--no-repeat-ngram-window needs --no-repeat-ngram-size N")
+        repetition_options.check(ngram, cfg.no_repeat_ngram_window, cfg.repetition_penalty)
         sentence_aware = mode != "whole" or cfg.doc_fallback != "none"
         if sentence_aware and getattr(args, "print_alignment", False):
             raise ValueError("--print-alignment works with --doc-decoding whole only (no --doc-fallback)")

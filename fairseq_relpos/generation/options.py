@@ -4,9 +4,10 @@ Each is checked against the task's dictionaries when the task is built, so a bad
 line naming the option before anything is decoded. Without ``--doc-separator`` and with the
 defaults, decoding is exactly fairseq's (see :mod:`.generator`).
 """
-import math
 from dataclasses import dataclass, field
 from typing import Optional
+
+from .. import repetition_options
 
 MODES = ("whole", "aligned", "window", "split")
 FALLBACKS = ("none", "window", "split")
@@ -47,11 +48,9 @@ def check(cfg, src_dict, tgt_dict):
         raise ValueError(f"--doc-fallback must be one of {', '.join(FALLBACKS)}, not {fallback!r}")
     if not isinstance(cfg.doc_window, int) or cfg.doc_window < 1:
         raise ValueError(f"--doc-window must be a whole number of sentences >= 1, not {cfg.doc_window!r}")
-    penalty = cfg.repetition_penalty
-    if not (isinstance(penalty, (int, float)) and math.isfinite(penalty) and penalty > 0):
-        raise ValueError(f"--repetition-penalty must be a finite number > 0 (1 is off), not {penalty!r}")
-    if cfg.no_repeat_ngram_window < 0:
-        raise ValueError(f"--no-repeat-ngram-window must be >= 0 tokens, not {cfg.no_repeat_ngram_window}")
+    # the window's tie to --no-repeat-ngram-size (a generation option) is checked with the generator
+    repetition_options.check(ngram_size=max(cfg.no_repeat_ngram_window, 0), ngram_window=cfg.no_repeat_ngram_window,
+                             penalty=cfg.repetition_penalty)
     if separator is None:
         if mode != "whole":
             raise ValueError(f"--doc-decoding {mode} needs --doc-separator: the symbol between sentences")

@@ -13,7 +13,7 @@ import shutil
 
 from ..checkpoints import model_args, read_checkpoint
 from ..models.checkpoint_surgery import position_kind
-from . import layout, vocab, weights as weight_files
+from . import json_file, layout, vocab, weights as weight_files
 from .importer import SOURCE_KEY
 
 # Options of fairseq's transformer that RotaryIndicTrans has no field for: they must be off.
@@ -43,9 +43,16 @@ def _refuse_unrepresentable(args):
     if args.get("decoder_output_dim", args.get("decoder_embed_dim")) != args.get("decoder_embed_dim"):
         raise ValueError("--decoder-output-dim differs from the decoder's dimension; "
                          f"{layout.MODEL_TYPE} has no output projection of its own")
+    if args.get("decoder_input_dim", args.get("decoder_embed_dim")) != args.get("decoder_embed_dim"):
+        raise ValueError(f"the checkpoint's decoder_input_dim {args['decoder_input_dim']} differs from the decoder's "
+                         f"dimension {args.get('decoder_embed_dim')}; {layout.MODEL_TYPE} has no field for it")
     if args.get("activation_fn") not in layout.ACTIVATIONS:
         raise ValueError(f"--activation-fn {args.get('activation_fn')!r}: {layout.MODEL_TYPE} is written for "
                          f"{', '.join(layout.ACTIVATIONS)} only")
+
+
+def shares_output_embedding(args):
+    return bool(args.get("share_decoder_input_output_embed") or args.get("share_all_embeddings"))
 
 
 def hf_weights(weights, shared):
@@ -67,14 +74,15 @@ def hf_config(args, weights, base=None):
     every field this model decides set from the checkpoint."""
     config = dict(base or {})
     enc, dec = weights["encoder.embed_tokens.weight"], weights["decoder.embed_tokens.weight"]
+    # Hugging Face's configs default tie_word_embeddings to true: an untied model must say so.
+    shared = shares_output_embedding(args)
     config.update(
         model_type=layout.MODEL_TYPE, architectures=config.get("architectures") or [layout.ARCHITECTURE],
         is_encoder_decoder=True, d_model=args["encoder_embed_dim"],
         encoder_vocab_size=enc.shape[0], decoder_vocab_size=dec.shape[0],
         activation_function=args["activation_fn"], scale_embedding=not args.get("no_scale_embedding", False),
         layernorm_embedding=bool(args.get("layernorm_embedding")),
-        share_decoder_input_output_embed=bool(args.get("share_decoder_input_output_embed")
-                                              or args.get("share_all_embeddings")),
+        share_decoder_input_output_embed=shared, tie_word_embeddings=shared,
         rope_args={"theta": args["rope_theta"]},
         max_source_positions=args.get("max_source_positions"), max_target_positions=args.get("max_target_positions"),
         dropout=args.get("dropout", 0.1), attention_dropout=args.get("attention_dropout", 0.0),
@@ -110,7 +118,7 @@ def read_inputs(checkpoint, data=None, source_lang=None, target_lang=None):
 
     state = read_checkpoint(checkpoint)
     if adapter_spec(state) is not None:
-        state = merged_checkpoint(state)
+        state = merged_checkpoint(state, checkpoint)
     args = dict(model_args(state))
     _refuse_unrepresentable(args)
     data = data or _data_folder(state)
@@ -139,15 +147,16 @@ def write_folder(scratch, state, args, dictionaries, fmt="bin", spm=None, like=N
     """Fill ``scratch`` with the RotaryIndicTrans folder of a checkpoint read by :func:`read_inputs`."""
     base = None
     if like is not None:
-        with open(os.path.join(like, layout.CONFIG), encoding="utf-8") as f:
-            base = json.load(f)
+        base = json_file.read(os.path.join(like, layout.CONFIG))
+        if not isinstance(base, dict):
+            raise ValueError(f"{os.path.join(like, layout.CONFIG)} is not a JSON object")
         for path in sorted(glob.glob(os.path.join(like, "*"))):
             name = os.path.basename(path)
             if os.path.isfile(path) and (name.endswith(layout.CODE_SUFFIXES) or name in layout.SIDE_FILES):
                 shutil.copyfile(path, os.path.join(scratch, name))
     elif state.get(SOURCE_KEY):
         base = state[SOURCE_KEY]["config"]  # a checkpoint made by import-hf: keep its release's fields
-    shared = bool(args.get("share_decoder_input_output_embed") or args.get("share_all_embeddings"))
+    shared = shares_output_embedding(args)
     config = hf_config(args, state["model"], base)
     with open(os.path.join(scratch, layout.CONFIG), "w", encoding="utf-8") as f:
         json.dump(config, f, indent=2)

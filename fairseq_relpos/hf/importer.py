@@ -16,8 +16,9 @@ import torch
 
 from .. import fork
 from ..checkpoints import write_checkpoint
+from ..fork.options import head_dim, shown
 from ..models.checkpoint_surgery import describe_mismatch, mismatches
-from . import layout, vocab, weights as weight_files
+from . import json_file, layout, vocab, weights as weight_files
 
 CHECKPOINT = "checkpoint.pt"
 SOURCE_KEY = "fairseq_relpos_hf_source"  # top-level key: the config.json it came from
@@ -32,8 +33,7 @@ def read_config(folder):
     path = os.path.join(folder, layout.CONFIG)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{folder} has no {layout.CONFIG}")
-    with open(path, encoding="utf-8") as f:
-        config = json.load(f)
+    config = json_file.read(path)
     if not isinstance(config, dict):
         raise ValueError(f"{path} is not a JSON object")
     if config.get("model_type") != layout.MODEL_TYPE:
@@ -116,26 +116,35 @@ def _config_value(config, key, default=None, required=False):
     return config[key]
 
 
+def _typed(config, key, default, kind, ok=lambda v: True, requirement=None):
+    """config[key] (or ``default``), refused naming config.json and the field unless it is of
+    ``kind`` (bool is not a number here) and ``ok``."""
+    value = _config_value(config, key, default)
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind) or not ok(value):
+        raise ReleaseMismatchError(f"{layout.CONFIG} {key} must be {requirement or kind.__name__}, got "
+                                   f"{shown(value)}")
+    return value
+
+
 def model_options(config, shape):
     """fairseq-train's command line for this model (``transformer_rope``), checked as the fork's
-    RoPE options are (the releases' RoPE is taken to be the fork's: see the README)."""
+    RoPE options are (the releases' RoPE is taken to be the fork's: see the README). Every value
+    config.json supplies is checked for type and range here, naming the field."""
     rope = _config_value(config, "rope_args", required=True)
     heads = {s: _config_value(config, f"{s}_attention_heads", required=True) for s in ("encoder", "decoder")}
     activation = _config_value(config, "activation_function", "gelu")
-    if activation not in layout.ACTIVATIONS:
-        raise ReleaseMismatchError(f"{layout.CONFIG} activation_function {activation!r} is not one of "
+    if not isinstance(activation, str) or activation not in layout.ACTIVATIONS:
+        raise ReleaseMismatchError(f"{layout.CONFIG} activation_function {shown(activation)} is not one of "
                                    f"{', '.join(layout.ACTIVATIONS)}")
     as_fork = {"attn_implementation": "fast", "rope_args": rope if isinstance(rope, str) else json.dumps(rope),
                "no_token_positional_embeddings": True}
-    for stack in ("encoder", "decoder"):
-        as_fork[f"{stack}_embed_dim"], as_fork[f"{stack}_attention_heads"] = shape[f"{stack}_embed_dim"], heads[stack]
-        if shape[f"{stack}_embed_dim"] % heads[stack]:
-            raise ReleaseMismatchError(f"{stack}_attention_heads {heads[stack]} does not divide the {stack}'s "
-                                       f"dimension {shape[f'{stack}_embed_dim']}")
     try:
-        relative = fork.plugin_options(as_fork)[0]
+        for stack in ("encoder", "decoder"):
+            as_fork[f"{stack}_embed_dim"], as_fork[f"{stack}_attention_heads"] = shape[f"{stack}_embed_dim"], heads[stack]
+            head_dim(as_fork, stack, spell=str)
+        relative = fork.plugin_options(as_fork, spell=str)[0]
     except fork.ForkOptionError as err:
-        raise ReleaseMismatchError(f"{layout.CONFIG} rope_args: {err}") from None
+        raise ReleaseMismatchError(f"{layout.CONFIG} {err}") from None
     argv = ["--arch", "transformer_rope", "--activation-fn", activation,
             "--rope-theta", relative["rope_theta"], "--rope-scaling", relative["rope_scaling"],
             "--rope-scaling-factor", relative["rope_scaling_factor"]]
@@ -144,18 +153,22 @@ def model_options(config, shape):
                  f"--{stack}-ffn-embed-dim", shape[f"{stack}_ffn_dim"], f"--{stack}-attention-heads", heads[stack]]
         if shape[f"{stack}_normalize_before"]:
             argv.append(f"--{stack}-normalize-before")
-    share = shape.get("share_decoder_input_output_embed", _config_value(config, "share_decoder_input_output_embed", False))
+    share = shape.get("share_decoder_input_output_embed")
+    if share is None:
+        share = _typed(config, "share_decoder_input_output_embed", False, bool, requirement="true or false")
     if shape["layernorm_embedding"]:
         argv.append("--layernorm-embedding")
     if share:
         argv.append("--share-decoder-input-output-embed")
-    if not _config_value(config, "scale_embedding", True):
+    if not _typed(config, "scale_embedding", True, bool, requirement="true or false"):
         argv.append("--no-scale-embedding")
     for side in ("source", "target"):
-        argv += [f"--max-{side}-positions", _config_value(config, f"max_{side}_positions", DEFAULT_MAX_POSITIONS)]
+        argv += [f"--max-{side}-positions", _typed(config, f"max_{side}_positions", DEFAULT_MAX_POSITIONS, int,
+                                                   lambda v: v > 0, "a positive integer")]
     for key in ("dropout", "attention_dropout", "activation_dropout"):
         if key in config:
-            argv += ["--" + key.replace("_", "-"), config[key]]
+            argv += ["--" + key.replace("_", "-"), _typed(config, key, None, (int, float), lambda v: 0 <= v < 1,
+                                                          "a probability in [0, 1)")]
     return [str(a) for a in argv], share
 
 

@@ -7,14 +7,13 @@ import json
 
 from fairseq.data import Dictionary
 
-from . import layout
+from . import json_file, layout
 
 
 def tokens_from_json(path, size):
     """The tokens of a token -> id JSON in id order; refuses ids that are not 0 .. size-1 once each,
     specials out of place, or tokens a dict.txt line cannot hold."""
-    with open(path, encoding="utf-8") as f:
-        mapping = json.load(f)
+    mapping = json_file.read(path)
     if not isinstance(mapping, dict):
         raise ValueError(f"{path} is not a JSON object of token -> id")
     by_id = {}

@@ -29,14 +29,20 @@ def replacement(module, rank, alpha, dropout):
     return new
 
 
+PROJECTIONS = ("q_proj", "k_proj", "v_proj", "out_proj")
+
+
 def route_attention_through_modules(model):
-    """fairseq's MultiheadAttention hands ``q/k/v_proj.weight`` straight to torch's fused
-    attention when it can, bypassing the projection modules and so any loralib adapter on
-    them (training would ignore the adapters that incremental decoding then uses). Its
-    ``skip_embed_dim_check`` switch selects the equivalent path that calls the modules."""
+    """fairseq's MultiheadAttention hands ``q/k/v_proj.weight`` and ``out_proj.weight`` straight
+    to torch's fused attention when it can (training, validation, ``--score-reference``),
+    bypassing the projection modules and so any loralib adapter on them, while incremental
+    decoding calls the modules: training would ignore adapters that decoding then applies. Its
+    ``skip_embed_dim_check`` switch selects the equivalent path that calls the modules; it is
+    set wherever any projection carries an adapter. (minLoRA needs none of this: the fused
+    path reads the parametrized ``.weight``, adapter included.)"""
     for module in model.modules():
         if isinstance(module, MultiheadAttention) and any(
-                isinstance(p, loralib.LoRALayer) for p in (module.q_proj, module.k_proj, module.v_proj)):
+                isinstance(getattr(module, name), loralib.LoRALayer) for name in PROJECTIONS):
             module.skip_embed_dim_check = True
 
 

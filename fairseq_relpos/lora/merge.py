@@ -9,10 +9,16 @@ def adapter_spec(state):
     return getattr(cfg["model"] if cfg else None, "lora_spec", None)
 
 
-def merged_checkpoint(state):
-    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer."""
+def merged_checkpoint(state, path="the checkpoint"):
+    """A translation_lora checkpoint's state as a plain one: adapters folded in, no optimizer.
+    A checkpoint missing one of its adapters' tensors (a lone lora_A) is refused, naming it."""
+    try:
+        weights = merged_state(state["model"], adapter_spec(state))
+    except KeyError as err:
+        raise ValueError(f"{path} has no {err.args[0]}, which its adapters need (saved by --task "
+                         "translation_lora, the checkpoint holds every adapter tensor)") from None
     result = {k: v for k, v in state.items() if k != "last_optimizer_state"}
-    result.update(model=merged_state(state["model"], adapter_spec(state)), cfg=_plain_cfg(state["cfg"]))
+    result.update(model=weights, cfg=_plain_cfg(state["cfg"]))
     return result
 
 
@@ -22,7 +28,11 @@ def _plain_cfg(cfg):
     for key in [k for k in vars(model) if k.startswith("lora_")]:
         delattr(model, key)
     model._name, model.task = model.arch, "translation"
-    task = {k: v for k, v in cfg["task"].items() if not k.startswith("lora_")}
+    # only what --task translation knows: the LoRA task's own options (adapters, document
+    # decoding) would make fairseq refuse the config as the translation task's
+    from fairseq.tasks.translation import TranslationConfig
+
+    task = {k: v for k, v in cfg["task"].items() if k in TranslationConfig.__dataclass_fields__}
     task["_name"] = "translation"
     return dict(cfg, model=model, task=task)
 

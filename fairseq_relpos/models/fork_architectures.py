@@ -40,7 +40,7 @@ def _register_sinusoidal(name, defaults):
 
 def _register_rope(name, defaults):
     def arch(args):
-        inherit_shape_from_checkpoint(args)
+        inherit_shape_from_checkpoint(args, "rope")
         _defaults(args, defaults)
         args.relative_positions = "rope"
         relative_architecture(args)

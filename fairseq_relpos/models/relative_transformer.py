@@ -94,7 +94,7 @@ def relative_architecture(args):
 def _register(positions):
     @register_model_architecture("transformer_relpos", f"transformer_{positions}")
     def arch(args):
-        inherit_shape_from_checkpoint(args)
+        inherit_shape_from_checkpoint(args, positions)
         args.relative_positions = positions
         relative_architecture(args)
 

@@ -3,6 +3,7 @@ from argparse import Namespace
 
 from ..checkpoints import model_args
 from ..modules.unfused_layer import drop_fused_copies
+from ..positions import DEFAULTS, applies
 from . import lora_transformer
 from .checkpoint_surgery import RELATIVE_OPTIONS, CheckpointMismatchError, drop_absolute_positions, position_kind
 from .relative_transformer import relative_architecture
@@ -11,7 +12,7 @@ from .relative_transformer import relative_architecture
 def switch_positions(state, positions, options, max_positions=None):
     """Rewrite a loaded checkpoint in place to ``positions`` ('rope', 'alibi', 'nope' or
     'sinusoidal'). ``options`` are relative-position options to set (None = keep the
-    checkpoint's, or the default). Weights are untouched but for sinusoidal buffers and the fused
+    checkpoint's if they apply to ``positions``, else the default). Weights are untouched but for sinusoidal buffers and the fused
     copies fairseq 0.12.2 saves (``modules.unfused_layer``), both derived. A LoRA
     checkpoint keeps its adapters, their spec and the model name that re-wraps them
     (``models.lora_transformer``); only ``arch`` changes, so it still loads without --task."""
@@ -31,7 +32,9 @@ def switch_positions(state, positions, options, max_positions=None):
     else:
         drop_absolute_positions(state["model"])
         drop_fused_copies(state["model"])
-        new = Namespace(**args)
+        # The old scheme's options (a RoPE theta in a checkpoint switched to ALiBi) do not follow
+        # it: they would mean nothing there and be refused as options the user never gave.
+        new = Namespace(**{k: v for k, v in args.items() if k not in DEFAULTS or applies(k, positions)})
         new.relative_positions = positions
         for key, value in options.items():
             if value is not None:

@@ -1,8 +1,10 @@
 """Attention with Linear Biases (Press et al., 2022) for fairseq attention.
 
 Each head adds -slope * distance to its attention logits. The bias is built for the query and
-key lengths of the call at hand (no maximum length) and the last one is kept, so the layers of
-one forward pass, which all ask for the same shape, share a single tensor.
+key lengths of the call at hand (no maximum length). The last dense (heads, T, S) bias is kept,
+so the layers of one forward pass, which all ask for the same shape, share a single tensor,
+but only up to CACHE_LIMIT elements: a long document's dense bias (asked for with attention
+weights, or a padded batch) is rebuilt per layer rather than held between calls.
 
 Since the bias depends on i - j only, over keys taken in reverse order it depends on i + j,
 and a (T, S) matrix that depends on i + j is a strided view of a T + S - 1 vector.
@@ -16,6 +18,8 @@ import torch
 from torch import nn
 
 from ..positions import ALIBI_MODES as MODES
+
+CACHE_LIMIT = 1 << 20  # elements (4 MiB in fp32) of the largest dense bias kept between calls
 
 
 def alibi_slopes(num_heads):
@@ -89,7 +93,7 @@ class ALiBi(nn.Module):
         q_pos = torch.arange(offset, offset + q_len, device=device, dtype=torch.float32)
         k_pos = torch.arange(k_len, device=device, dtype=torch.float32)
         bias = self._bias(q_pos[:, None] - k_pos[None, :], device).to(dtype)
-        self._last = (key, bias)
+        self._last = (key, bias) if bias.numel() <= CACHE_LIMIT else None
         return bias
 
     def _step_row(self, length, device, dtype):

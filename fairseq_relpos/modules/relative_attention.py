@@ -292,28 +292,26 @@ def _as_additive(mask: Tensor, dtype) -> Tensor:
     return mask.to(dtype)
 
 
-_last_future_check: list = [None, None, False]  # tensor holding the mask seen last, its key, verdict
-
-
 def _is_future_mask(mask: Tensor, tgt_len: int, src_len: int) -> bool:
     """Whether ``mask`` is fairseq's future mask (-inf, or True, strictly above the diagonal,
     0 / False elsewhere), so attention may use ``is_causal`` instead.
 
     fairseq's decoder hands every layer, in every forward pass, a fresh ``[:T, :T]`` view of
-    one buffer it keeps, so the O(T^2) check is remembered by that buffer (held, so its memory
-    cannot be reused) and the view's place, shape, strides, dtype and version counter (shared
-    with the buffer, so any in-place edit is seen): it runs again only when the buffer changes."""
+    one buffer it keeps, so the O(T^2) check is remembered on that buffer itself (an attribute,
+    so it lives and dies with the buffer and no module-level reference keeps a mask alive), keyed
+    by the view's place, shape, strides, dtype and version counter (shared with the buffer, so
+    any in-place edit is seen): it runs again only when the buffer changes."""
     if tgt_len != src_len or mask.dim() != 2 or mask.shape != (tgt_len, src_len):
         return False
     owner = mask if mask._base is None else mask._base
     key = (mask.data_ptr(), mask.shape, mask.stride(), mask.dtype, mask._version)
-    last, last_key, verdict = _last_future_check
-    if last is owner and last_key == key:
-        return verdict
+    seen = getattr(owner, "_relpos_future_check", None)
+    if seen is not None and seen[0] == key:
+        return seen[1]
     upper = torch.ones(tgt_len, src_len, dtype=torch.bool, device=mask.device).triu_(1)
     if mask.dtype == torch.bool:
         verdict = bool(torch.equal(mask, upper))
     else:
         verdict = bool(torch.equal(torch.isneginf(mask), upper)) and not bool(mask.masked_fill(upper, 0).any())
-    _last_future_check[:] = [owner, key, verdict]
+    owner._relpos_future_check = (key, verdict)
     return verdict
