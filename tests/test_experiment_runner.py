@@ -228,12 +228,12 @@ def test_a_variant_fine_tunes_with_its_options_from_the_base_it_names(tmp_path, 
 def test_quick_study_decodes_documents_in_modes_diagnoses_looping_and_rescores(tmp_path):
     """The study's new stages end to end on the toy corpus's --quick: the base and a full RoPE
     cell fine-tuned on separated documents, the document evaluation set in the split-and-join
-    baseline and aligned with its fallback (and whole, for the looping diagnosis), the looping
-    diagnosis and searches; then --rescore makes every score again from the cached outputs."""
+    baseline, aligned with its fallback and with n-gram blocking (and whole, for the looping
+    diagnosis), the looping diagnosis and searches; then --rescore makes every score again from the cached outputs."""
     work = tmp_path / "work"
     script = ROOT / "benchmarks" / "length_generalization" / "run.py"
     common = ["--quick", "--seeds", "1", "--regimes", "none", "--positions", "sinusoidal", "--variant-cells",
-              "--sep-cells", "full:rope:sep", "--sep-seed-cells", "--modes", "split", "aligned+fallback",
+              "--sep-cells", "full:rope:sep", "--sep-seed-cells", "--modes", "split", "aligned+fallback", "aligned+norepeat",
               "--looping", "--looping-cells", "full:rope:sep", "--looping-variants", "--threads", "1",
               "--workdir", str(work)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -244,7 +244,7 @@ def test_quick_study_decodes_documents_in_modes_diagnoses_looping_and_rescores(t
     assert set(cells) == {("none", "sinusoidal", None), ("full", "rope", "sep")}
     base, sep = cells["none", "sinusoidal", None], cells["full", "rope", "sep"]
     assert set(base["decodes"]) == {"split"}  # a model fine-tuned without separators: not aligned
-    assert set(sep["decodes"]) == {"split", "aligned+fallback", "whole"}  # whole: the diagnosis's
+    assert set(sep["decodes"]) == {"split", "aligned+fallback", "aligned+norepeat", "whole"}  # whole: the diagnosis's
     assert set(sep["scores"]) == {"sent"} and sep["ft_docs"]["separator"] == "<s>"
     documents = len(results["doc_eval"]["documents"])
     for c in (base, sep):
@@ -254,11 +254,12 @@ def test_quick_study_decodes_documents_in_modes_diagnoses_looping_and_rescores(t
             assert ("ci95_vs_split" in entry) == (mode != "split")
             assert set(d["run_on"]["doc8"]) >= {"at_cap", "repeated_4grams", "sentence_count_right"}
         assert c["decodes"]["split"]["run_on"]["doc8"]["sentence_count_right"] == 1.0
-    assert sep["decodes"]["aligned+fallback"]["run_on"]["doc8"]["sentence_count_right"] == 1.0
+    for mode in ("aligned+fallback", "aligned+norepeat"):
+        assert sep["decodes"][mode]["run_on"]["doc8"]["sentence_count_right"] == 1.0
     assert sep["context"]["split"]["total"] > 0  # the toy's pronouns counted
     looping = sep["looping"]
     assert looping["diagnosis"]["summary"]["documents"] == documents
-    assert set(looping["decodes"]) == {"greedy", "unnormalized", "lenpen0.5"}
+    assert set(looping["decodes"]) == {"greedy", "unnormalized", "lenpen0.5", "norepeat"}
     assert "prefix_0.30" in results["doc_eval"]["floors"]["doc8"]["all"]
     md = (work / "results.md").read_text()
     assert "**Document evaluation set**" in md and "**Why the models loop**" in md
