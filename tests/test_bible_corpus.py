@@ -176,6 +176,41 @@ def test_document_test_sets_grow_to_whole_chapters(corpus):
         assert len(" ".join(text("4", k) for k in ks).split()) >= 8 * longest_train
 
 
+def test_every_test_chapter_with_a_separator_between_verses_on_both_sides(corpus, db, tmp_path):
+    """``chapters=None`` writes every test chapter; ``separator`` stands between the verses of every
+    test document on both sides, one verse between two separators, the same verses (joined by a
+    space) as without it; SentencePiece encoding with a model trained on the plain corpus keeps
+    it whole."""
+    import sentencepiece
+
+    from fairseq_relpos.corpora.writing import encode_sentencepiece, train_sentencepiece
+    sep = bibledata.write_bible_corpus(tmp_path / "s", db, targets=TARGETS, doc_targets=DOC_TARGETS, seed=3,
+                                       wheel_sha256="f" * 64, **dict(SMALL, chapters=None), separator="<s>")
+    chapters = [keys_in(line) for line in read(sep.files("test-chapter")[0])]
+    assert {ks[0][:2] for ks in chapters} == {(41, 1), (41, 2), (41, 3), (8, 1)}  # all, not the 2 longest
+    assert len(chapters) == 4 * len(TARGETS)
+    for split in sep.doc_test_splits:
+        for s, t in zip(*(read(p) for p in sep.files(split))):
+            body = split_tags(s)[1]
+            for side in (body, t):
+                assert [keys_in(v) for v in side.split(" <s> ")] == [[k] for k in keys_in(body)], (split, side)
+    plain = {line: t for line, t in zip(*(read(p) for p in corpus.files("test-chapter")))}
+    joined = {s.replace(" <s> ", " "): t.replace(" <s> ", " ") for s, t in zip(*(read(p) for p in sep.files("test-chapter")))}
+    assert plain and all(joined[s] == t for s, t in plain.items())
+    assert json.loads((sep.root / "corpus.json").read_text())["test_separator"] == "<s>"
+    with pytest.raises(ValueError, match="one symbol without spaces"):
+        bibledata.write_bible_corpus(tmp_path / "x", db, targets=TARGETS, doc_targets=DOC_TARGETS, separator="a b")
+    other = bibledata.write_bible_corpus(tmp_path / "p", db, targets=TARGETS, doc_targets=DOC_TARGETS, seed=3,
+                                         wheel_sha256="f" * 64, **SMALL)
+    model = train_sentencepiece(other, 200, normalization="nfkc", unique=True)
+    encode_sentencepiece(sep, model, separator="<s>")
+    spm = sentencepiece.SentencePieceProcessor(model_file=str(model))
+    for raw, enc in zip(read(sep.files("test-chapter")[1]), read(sep.root / "spm" / "test-chapter.tgt")):
+        parts = enc.split(" <s> ")
+        assert len(parts) == len(raw.split(" <s> ")) > 1
+        assert [spm.decode(p.split()) for p in parts] == [spm.decode(spm.encode(v)) for v in raw.split(" <s> ")]
+
+
 def test_same_arguments_same_bytes_other_seed_other_tests(corpus, db, tmp_path):
     again = bibledata.write_bible_corpus(tmp_path / "b", db, targets=TARGETS, doc_targets=DOC_TARGETS, seed=3,
                                          wheel_sha256="f" * 64, **SMALL)

@@ -27,7 +27,16 @@ it is written and tokenised, its language groups), and a thin script per corpus 
    sentence by sentence (``aligned_chrf++``: outputs cut at a separator or again by minimum
    edit distance against the reference sentences the corpus writes), their whole-document
    score beside its floors from references alone (``data.floors``);
-   ``decode.ci95_vs_split`` gives the paired bootstrap interval against the ``split`` mode.
+5. the study of issue 26, after the grid's cells, in its order of importance
+   (:func:`.grid.study_jobs`): a *document evaluation set* (:mod:`.doc_eval`: the corpus's
+   documents with ``<s>`` between their sentences on both sides, e.g. the Bible's 24 test
+   chapters) decoded by every decodable cell in the ``split`` mode (the split-and-join
+   baseline), cells fine-tuned on separated documents (``--sep-cells``; ``--sep-seed-cells``
+   also for every seed and ``--ft-seeds``, further fine-tuning seeds on the first seed's base)
+   in every mode of ``--modes`` (:mod:`.doc_decode`, scored by :mod:`.doc_scores` into each
+   cell's ``decodes``), the grid's cells in their other modes, and with ``--looping`` the
+   looping experiments (:mod:`.looping`). ``--rescore`` makes every score again from the
+   cached outputs.
 
 Cells are cached (``WORKDIR/seed{S}/{cell}/cell.json``) and locked: a re-run skips finished
 cells, and a second runner started with ``--reverse`` on the same work directory works
@@ -36,6 +45,6 @@ go to ``--outdir``. Extra seeds (after the first) re-train the base and run only
 ``--extra-seed-cells`` (the headline cells) unless ``--all-cells``.
 """
 from .grid import main
-from .settings import DOC_SHARES, GEN_POSITIONS, Corpus
+from .settings import DOC_SHARES, GEN_POSITIONS, MODES, Corpus
 
-__all__ = ["Corpus", "DOC_SHARES", "GEN_POSITIONS", "main"]
+__all__ = ["Corpus", "DOC_SHARES", "GEN_POSITIONS", "MODES", "main"]

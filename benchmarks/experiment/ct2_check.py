@@ -15,22 +15,23 @@ import time
 from fairseq_relpos.scoring import read_generate, read_lines
 
 from .decode import score_segments
-from .runner import REPO, Lock, _env, cell_dir, cell_name, key_of, log, relpos, write_atomic
+from .runner import REPO, Lock, _env, cell_name, dir_of, key_of, log, relpos, separated, write_atomic
 from .settings import GEN_POSITIONS
 
 RESULT = "ct2.json"
 
 
 def checkable(work, c):
-    """Whether a finished cell is one this check decodes: fine-tuned RoPE with its checkpoint."""
-    return (c["positions"] == "rope" and c["regime"] != "none"
-            and (cell_dir(work, c["seed"], key_of(c)) / "checkpoint_last.pt").is_file())
+    """Whether a finished cell is one this check decodes: fine-tuned RoPE with its checkpoint,
+    scored on the whole evaluation set (not a separator cell, scored on its sentences alone)."""
+    return (c["positions"] == "rope" and c["regime"] != "none" and not separated(c)
+            and (dir_of(work, c) / "checkpoint_last.pt").is_file())
 
 
 def check_cell(spec, work, cfg, data_info, c, threads):
     """``ct2.json`` of one cell (made once, under a lock shared by runners); None while another
     runner makes it."""
-    directory = cell_dir(work, c["seed"], key_of(c))
+    directory = dir_of(work, c)
     path = directory / RESULT
     if path.is_file():
         return json.loads(path.read_text())

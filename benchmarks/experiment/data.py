@@ -7,6 +7,7 @@ import statistics
 
 from fairseq_relpos.documents.make_docs import make_documents
 from fairseq_relpos.documents.sentences import read_sentence_documents
+from fairseq_relpos.documents.tags import join_source, join_target, split_tags
 from fairseq_relpos.floors import floors
 from fairseq_relpos.scoring import normalized, read_lines
 
@@ -51,14 +52,39 @@ def make_ft_data(data, encoded, corpus, budget, min_budget, seed, name, threads)
             "budget": budget, "min_budget": min_budget}
 
 
-def share_ft_data(work, data_info, name, share, threads):
-    """The plain fine-tuning data with only ``share`` of its documents (a seeded draw, the corpus
-    seed's; every sentence kept), binarised into ``data/ft-NAME-bin``: the paper's question of how
-    little document data is needed. Built on first use from the plain data's text files, cached
-    (``data/ft-NAME.json``); returns its summary like ``data_info["ft_docs"]``."""
+def variant_ft_data(spec, work, data_info, name, variant, threads):
+    """The fine-tuning data of a variant that trains on other documents than the plain cell's,
+    binarised into ``data/ft-NAME-bin`` on first use (from the plain data's files, so that a work
+    directory made before the variant existed gains it), cached (``data/ft-NAME.json``); returns
+    its summary like ``data_info["ft_docs"]``:
+
+    * ``doc_share``: only that share of the plain documents (a seeded draw, the corpus seed's;
+      every sentence kept): the paper's question of how little document data is needed;
+    * ``separator``: the plain cell's documents, each the same sentences, joined by the separator
+      on both sides (make-docs's ``.lines`` sidecar names them): only the separator differs."""
     data = work / "data"
     done = data / f"ft-{name}.json"
-    return wait_for(work, f"data-{name}", done, lambda: _share_ft_data(data, data_info, name, share, done, threads))
+    if "doc_share" in variant:
+        build = lambda: _share_ft_data(data, data_info, name, variant["doc_share"], done, threads)  # noqa: E731
+    else:
+        build = lambda: _separated_ft_data(spec, data, data_info, name, variant["separator"], done, threads)  # noqa: E731
+    return wait_for(work, f"data-{name}", done, build)
+
+
+def _doc_lengths(src, tgt):
+    """Each document's longer side, as make-docs counts."""
+    return [max(len(s.split()), len(t.split())) for s, t in zip(src, tgt)]
+
+
+def _write_variant(data, data_info, name, docs, threads):
+    stem = f"ft-{name}"
+    for side in ("src", "tgt"):
+        sentences = read_lines(data / "raw" / f"ft-train.{side}")[:data_info["ft_sentences"]]
+        write_lines(data / "raw" / f"{stem}-train.{side}", sentences + docs[side])
+    binarise_ft(data, stem, ft_data_name(name), None, threads)
+    lengths = _doc_lengths(docs["src"], docs["tgt"])
+    return dict(data_info["ft_docs"], documents=len(lengths), max_tokens=max(lengths, default=0),
+                mean_tokens=round(statistics.mean(lengths), 1) if lengths else 0.0)
 
 
 def _share_ft_data(data, data_info, name, share, done, threads):
@@ -66,17 +92,34 @@ def _share_ft_data(data, data_info, name, share, done, threads):
     docs = {side: read_lines(raw / f"ft-docs.{side}") for side in ("src", "tgt")}
     total = len(docs["src"])
     keep = sorted(random.Random(data_info["corpus_manifest"]["seed"]).sample(range(total), round(share * total)))
-    stem = f"ft-{name}"
-    for side in ("src", "tgt"):
-        sentences = read_lines(raw / f"ft-train.{side}")[:data_info["ft_sentences"]]
-        write_lines(raw / f"{stem}-train.{side}", sentences + [docs[side][i] for i in keep])
-    binarise_ft(data, stem, ft_data_name(name), None, threads)
-    lengths = [max(len(docs["src"][i].split()), len(docs["tgt"][i].split())) for i in keep]  # as make-docs counts
-    info = dict(data_info["ft_docs"], documents=len(keep), documents_all=total, share=share,
-                max_tokens=max(lengths, default=0),
-                mean_tokens=round(statistics.mean(lengths), 1) if lengths else 0.0)
+    info = dict(_write_variant(data, data_info, name, {side: [docs[side][i] for i in keep] for side in docs}, threads),
+                documents_all=total, share=share)
     write_atomic(done, json.dumps(info, indent=1) + "\n")
-    log(f"{stem}: {len(keep)} of {total} documents, every sentence")
+    log(f"ft-{name}: {len(keep)} of {total} documents, every sentence")
+
+
+def _separated_ft_data(spec, data, data_info, name, separator, done, threads):
+    raw = data / "raw"
+    sentences = {side: read_lines(path) for side, path in zip(("src", "tgt"), encoded_files(spec, data, "train-docs"))}
+    docs = {"src": [], "tgt": []}
+    for line in read_lines(raw / "ft-docs.lines"):
+        numbers = [int(n) - 1 for n in line.split()]
+        tags, first = split_tags(sentences["src"][numbers[0]])
+        docs["src"].append(join_source(tags, [first] + [split_tags(sentences["src"][i])[1] for i in numbers[1:]],
+                                       f" {separator} "))
+        docs["tgt"].append(join_target([sentences["tgt"][i] for i in numbers], f" {separator} "))
+    plain = read_lines(raw / "ft-docs.tgt")
+    if [d.replace(f" {separator} ", " ") for d in docs["tgt"]] != plain:
+        raise RuntimeError(f"{raw / 'ft-docs.lines'} does not name the sentences of {raw / 'ft-docs.tgt'}")
+    info = dict(_write_variant(data, data_info, name, docs, threads), separator=separator)
+    write_atomic(done, json.dumps(info, indent=1) + "\n")
+    log(f"ft-{name}: the {len(plain)} plain documents with {separator} between their sentences")
+
+
+def encoded_files(spec, data, split):
+    """The files of a corpus split as the model reads them (``Corpus.encoded_dir``)."""
+    root = data / "raw" / "corpus" / spec.encoded_dir
+    return root / f"{split}.src", root / f"{split}.tgt"
 
 
 def longest_kept(encoded_pair, cap):
@@ -88,6 +131,18 @@ def longest_kept(encoded_pair, cap):
         if n <= cap and m <= cap:
             longest = max(longest, n - 1, m - 1)
     return longest
+
+
+def chosen_lines(src, limit):
+    """The lines of a test split that the evaluation set keeps: all, or with ``limit`` the first
+    ``limit // languages`` (at least one) of every language."""
+    keep = list(range(len(src)))
+    if limit is None:
+        return keep
+    per_lang = {}
+    for i in keep:
+        per_lang.setdefault(src[i].split()[1], []).append(i)
+    return sorted(i for ids in per_lang.values() for i in ids[:max(1, limit // len(per_lang))])
 
 
 def write_sentence_documents(sentences_path, lines_path, documents):
@@ -138,13 +193,7 @@ def prepare_data(spec, work, cfg, args, threads):
         ref = read_lines(corpus.files(split)[1])
         sentences = (read_sentence_documents(corpus.root / f"{split}.tgt-sentences", corpus.root / f"{split}.lines")
                      if split in corpus.doc_test_splits else [[line] for line in ref])
-        keep = list(range(len(src)))
-        limit = cfg["test_sentences"] if name == "sent" else cfg["docs_per_split"]
-        if limit is not None:  # the first lines of every language
-            per_lang = {}
-            for i in keep:
-                per_lang.setdefault(src[i].split()[1], []).append(i)
-            keep = sorted(i for ids in per_lang.values() for i in ids[:max(1, limit // len(per_lang))])
+        keep = chosen_lines(src, cfg["test_sentences"] if name == "sent" else cfg["docs_per_split"])
         for i in keep:
             segments.append({"split": name, "lang": src[i].split()[1], "tokens": len(tgt[i].split())})
             src_lines.append(src[i])

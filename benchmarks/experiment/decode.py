@@ -8,7 +8,7 @@ from fairseq_relpos.bootstrap import paired_bootstrap
 from fairseq_relpos.documents.sentences import read_sentence_documents, split_sentences
 from fairseq_relpos.scoring import align_sentences, aligned_score, evaluate, read_generate, read_lines, whole_document
 
-from .runner import PLUGIN, cell_dir, key_of, log, run, write_atomic
+from .runner import PLUGIN, dir_of, log, run, write_atomic
 from .settings import GEN_POSITIONS
 from .train import positions_args
 
@@ -76,17 +76,38 @@ def score(hyps, refs):
             }, chrf["signature"], str(bleu.get_signature())
 
 
-def decode_and_score(spec, work, cfg, data_info, ckpt, outdir, threads, extra=()):
+def decode_and_score(spec, work, cfg, data_info, ckpt, outdir, threads, extra=(), only_sentences=False):
+    """The evaluation set (``test``; ``only_sentences``: its sentence test set alone, ``test1``)
+    decoded in one fairseq-generate run and scored per test set and group."""
     gen = outdir / "generate.txt"
     wall = run("generate", [work / "data" / "base-bin", "--user-dir", PLUGIN, "--task", "translation_doc",
-                            "--path", ckpt, "--gen-subset", "test", "--beam", cfg["beam"],
+                            "--path", ckpt, "--gen-subset", "test1" if only_sentences else "test", "--beam", cfg["beam"],
                             "--batch-size", cfg.get("gen_batch", 16), "--max-len-a", cfg.get("max_len_a", 1.2),
                             "--max-len-b", cfg.get("max_len_b", 10),
                             *positions_args(GEN_POSITIONS), *spec.gen_args, *extra], gen, threads)
     _, hyps, _ = read_generate(gen)
-    scores, signatures = score_segments(work, data_info, hyps, gen)
+    scores, signatures = score_segments(work, sentences_only(data_info) if only_sentences else data_info, hyps, gen)
     return {"scores": scores, "decode_seconds": round(wall, 1), "signature": signatures["chrf++"],
             "bleu_signature": signatures["bleu"]}
+
+
+def rescored(work, c, data_info):
+    """A cell's scores made again from its ``generate.txt`` with this checkout's scoring:
+    ``(scores, ChrF++ signature, BLEU signature)``."""
+    gen = dir_of(work, c) / "generate.txt"
+    _, hyps, _ = read_generate(gen)
+    if "--gen-subset test1 " in gen.read_text().split("\n", 1)[0] + " ":
+        data_info = sentences_only(data_info)
+    scores, signatures = score_segments(work, data_info, hyps, gen)
+    return scores, signatures["chrf++"], signatures["bleu"]
+
+
+def sentences_only(data_info):
+    """The evaluation set reduced to its sentence test set (``test1``, ``eval-sent``): what a cell
+    that decoded only the sentences is scored on."""
+    sent = [s for s in data_info["segments"] if s["split"] == "sent"]
+    info = {k: v for k, v in data_info.items() if k not in ("segments", "ref_file", "ref_sentences")}
+    return dict(info, segments=sent, ref_file="eval-sent.ref")
 
 
 def score_segments(work, data_info, hyps, source, separator=None):
@@ -164,22 +185,41 @@ def ci95_vs_split(work, data_info, hyps, split_hyps, split="chapter", group="all
 
 def run_on(work, cell, data_info):
     """Why a model's output is long, per test set, from its ``generate.txt``: the share of
-    hypotheses cut at the length cap (``--max-len-a``/``-b`` of that run: no end of sentence
-    came) and the share of word 4-grams that repeat one earlier in the same hypothesis (a
-    decoder that lost its place loops), beside the same share in the references."""
-    gen = cell_dir(work, cell["seed"], key_of(cell)) / "generate.txt"
+    hypotheses cut at the length cap they had (fairseq sets one per batch, ``--max-len-a`` times
+    the batch's longest source plus ``--max-len-b``: the batches are made again as
+    fairseq-generate made them), the share that reached their own source's cap (a document
+    batched with a longer one may run past it: the figure this study reported as "at cap"
+    before), and the share of word 4-grams that repeat one
+    earlier in the same hypothesis (a decoder that lost its place loops), beside the same share
+    in the references."""
+    from .ct2_check import fairseq_batches
+
+    gen = dir_of(work, cell) / "generate.txt"
     if not gen.is_file():
         return None
     command = gen.read_text().split("\n", 1)[0].split()
-    a, b = (float(command[len(command) - 1 - command[::-1].index(f"--max-len-{x}") + 1]) for x in "ab")
-    sources = [len(line.split()) + 1 for line in read_lines(work / "data" / "raw" / "eval.src")]
+
+    def option(name):
+        return command[len(command) - 1 - command[::-1].index(name) + 1]
+    a, b = (float(option(f"--max-len-{x}")) for x in "ab")
     steps = {}
     for line in read_lines(gen):
         if line.startswith("P-"):
             head, _, scores = line.partition("\t")
             steps.setdefault(int(head[2:]), len(scores.split()))
     _, hyps, _ = read_generate(gen)
+    if "--gen-subset test1 " in " ".join(command) + " ":
+        data_info = sentences_only(data_info)
     refs = read_lines(work / "data" / "raw" / data_info.get("ref_file", "eval.tgt"))
+    segments = data_info["segments"]
+    raw = work / "data" / "raw"
+    sources, targets = ([line.split() for line in read_lines(raw / f"eval.{side}")][:len(hyps)] for side in ("src", "tgt"))
+    own = [int(a * (len(s) + 1) + b) for s in sources]
+    cap = [None] * len(hyps)
+    for batch in fairseq_batches(sources, targets, int(option("--batch-size"))):
+        longest = max(len(sources[i]) + 1 for i in batch)
+        for i in batch:
+            cap[i] = min(int(a * longest + b), GEN_POSITIONS - 1)
 
     def repeated(text):
         words = text.split()
@@ -187,11 +227,11 @@ def run_on(work, cell, data_info):
         return len(grams) - len(set(grams)), len(grams)
 
     out = {}
-    for split in dict.fromkeys(seg["split"] for seg in data_info["segments"]):
-        idx = [i for i, seg in enumerate(data_info["segments"]) if seg["split"] == split]
-        capped = sum(steps[i] >= 0.98 * (a * sources[i] + b) for i in idx)
+    for split in dict.fromkeys(seg["split"] for seg in segments):
+        idx = [i for i, seg in enumerate(segments) if seg["split"] == split]
         rep_h, rep_r = (tuple(map(sum, zip(*(repeated(t[i]) for i in idx)))) for t in (hyps, refs))
-        out[split] = {"at_cap": round(capped / len(idx), 3),
+        out[split] = {"at_cap": round(sum(steps[i] > cap[i] for i in idx) / len(idx), 3),
+                      "at_own_cap": round(sum(steps[i] > own[i] for i in idx) / len(idx), 3),
                       "repeated_4grams": round(rep_h[0] / max(1, rep_h[1]), 3),
                       "repeated_4grams_ref": round(rep_r[0] / max(1, rep_r[1]), 3)}
     return out

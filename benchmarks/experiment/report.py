@@ -6,9 +6,10 @@ import sys
 from pathlib import Path
 
 from .ct2_check import RESULT as CT2_RESULT
-from .decode import run_on
+from .decode import rescored, run_on
 from .plots import plot, plot_base, plot_doc_shares
-from .runner import cell_dir, key_of, write_atomic
+from .doc_report import attach, lines_for
+from .runner import dir_of, key_of, seed_label, write_atomic
 from .settings import OPTIM, POSITIONS, REGIMES
 
 
@@ -65,11 +66,79 @@ def ct2_table(cells, splits):
     return lines + [""]
 
 
+def aligned_table(cells, order, first, splits, groups, slash):
+    """Sentence-aligned ChrF++ of the document test sets (seed of ``first``): each output cut again
+    against the reference sentences by minimum edit distance (the grid's outputs have no
+    separators), beside the whole-document figure above."""
+    out = [f"**Sentence-aligned ChrF++** ({slash}) of the document test sets: each output cut into the reference's "
+           "sentences by minimum word edit distance (`fairseq_relpos.documents.resegment`), scored sentence by "
+           "sentence; NFKC on both sides.", ""]
+    out += ["| regime | positions | " + " | ".join(splits) + " |", "|" + "---|" * (2 + len(splits))]
+    for key in order:
+        c = first(key)
+        if c:
+            out.append("| " + " | ".join([key[0], ":".join(key[1:])] + [
+                " / ".join(f"{c['scores'][s][g]['aligned_chrf++']:.1f}" if "aligned_chrf++" in c["scores"].get(s, {}).get(g, {})
+                           else "–" for g in groups) for s in splits]) + " |")
+    return out + [""]
+
+
+def floors_table(floors, splits):
+    """What the references alone score as whole documents, per document test set (all languages)."""
+    shown = [s for s in splits if s in floors] or list(floors)
+    if not shown:
+        return []
+    names = list(floors[shown[0]]["all"])
+    out = ["**Floors**: whole-document ChrF++ of outputs made from the references alone (`fairseq_relpos.floors`: "
+           "another document's reference of the same language cut or repeated to the length, the reference cut "
+           "at a share of its length, its first 3% then one sentence looped to 1.2x), all languages; a "
+           "whole-document figure above means little unless it clears them.", "",
+           "| test set | " + " | ".join(names) + " |", "|" + "---|" * (1 + len(names))]
+    for s in shown:
+        values = floors[s]["all"]
+        out.append("| " + " | ".join([s] + [f"{values[n]:.1f}" if values[n] is not None else "–" for n in names]) + " |")
+    return out + [""]
+
+
+def run_on_table(cells, splits, order):
+    """Why output runs long, a row per cell of every seed: the share of outputs at the length
+    cap, at their own source's cap where counted, and of repeated word 4-grams."""
+    ran = [c for c in cells if c.get("run_on")]
+    if not ran:
+        return []
+    own = any("at_own_cap" in r for c in ran for r in c["run_on"].values())
+    ref = next(c for c in ran if all(s in c["run_on"] for s in splits)) if any(
+        all(s in c["run_on"] for s in splits) for c in ran) else ran[0]
+    lines = ["**Why output runs long** (every seed, all languages): share of hypotheses cut at the length cap "
+             + ("they had (fairseq's cap is its batch's: `--max-len-a` x the batch's longest source + `--max-len-b`) / "
+                "share that reached their own source's cap / " if own else
+                "(no end of sentence before `--max-len-a`·source + `--max-len-b`, counted at 98% of the output's own "
+                "source's cap, while fairseq caps a batch by its longest source) / ")
+             + "share of repeated word 4-grams in the hypotheses (references: "
+             + ", ".join(f"{s} {ref['run_on'][s]['repeated_4grams_ref']:.2f}" for s in splits if s in ref["run_on"])
+             + ").", ""]
+    lines += ["| seed | regime | positions | " + " | ".join(splits) + " |", "|" + "---|" * (3 + len(splits))]
+    rank = {k: i for i, k in enumerate(order)}
+    for c in sorted(ran, key=lambda c: (c["seed"], c.get("base_seed", c["seed"]), rank.get(key_of(c), len(rank)))):
+        def cell(s):
+            r = c["run_on"].get(s)
+            if r is None:
+                return "–"
+            parts = [r["at_cap"]] + ([r.get("at_own_cap")] if own else []) + [r["repeated_4grams"]]
+            return " / ".join("–" if x is None else f"{x:.2f}" for x in parts)
+        lines.append("| " + " | ".join([seed_label(c), c["regime"], ":".join(key_of(c)[1:])]
+                                       + [cell(s) for s in splits]) + " |")
+    return lines + [""]
+
+
 def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
     outdir.mkdir(parents=True, exist_ok=True)
+    rescore = getattr(args, "rescore", False)
     for c in cells:
+        if rescore:  # the cell's scores made again from its outputs (cell.json keeps those it was made with)
+            c["scores"], c["signature"], c["bleu_signature"] = rescored(work, c, data_info)
         c["run_on"] = run_on(work, c, data_info)
-        ct2 = cell_dir(work, c["seed"], key_of(c)) / CT2_RESULT
+        ct2 = dir_of(work, c) / CT2_RESULT
         if ct2.is_file():
             c["ct2"] = json.loads(ct2.read_text())
     splits = list(dict.fromkeys(s["split"] for s in data_info["segments"]))
@@ -91,15 +160,18 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
         return c[0] if c else None
 
     def row_values(c, split, metric, digits=1):
-        return " / ".join(f"{c['scores'][split][g][metric]:.{digits}f}" if g in c["scores"][split] else "–"
-                          for g in groups)
+        scores = c["scores"].get(split, {})
+        return " / ".join(f"{scores[g][metric]:.{digits}f}" if g in scores else "–" for g in groups)
 
     lines = [f"{spec.name}: seed {first_seed}, scores per language group ({slash}; "
              + "; ".join(f"{g}: {', '.join(members[g])}" for g in groups) + "). "
              f"Columns are test sets: `sent` = sentences; the others documents (mean reference length in "
              f"model tokens, and that as a multiple of the longest training sentence the base saw, "
-             f"{longest} tokens). Variant cells: " + (", ".join(f"`{n}` = {v['about']}" for n, v in spec.variants.items())
-                                                    or "none") + ".", "",
+             f"{longest} tokens). Variant cells: " + (", ".join(f"`{n}` = {v['about']}" for n, v in spec.variants.items()
+                                                              if any(c.get("variant") == n for c in cells))
+                                                    or "none") + ". A cell fine-tuned on separated documents "
+             "is scored here on sentences only (its documents: the document evaluation set below). Document "
+             "columns are whole-document ChrF++ (each document one segment): read them against the floors below.", "",
              f"ChrF++ signature: `{cells[0]['signature']}`; BLEU signature: `{cells[0].get('bleu_signature', '–')}`.", ""]
 
     def table(title, metric, digits, extra_cols):
@@ -123,38 +195,33 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
 
     lines += table(f"**ChrF++** ({slash}); trainable share and fine-tuning wall time (fairseq-train process, "
                    f"{cfg['ft_updates']} updates) per cell.", "chrf++", 1, [("trainable", share), ("train s", train_s)])
+    doc_splits = [s for s in splits if any("aligned_chrf++" in c["scores"].get(s, {}).get("all", {}) for c in cells)]
+    if doc_splits:
+        lines += aligned_table(cells, order, first, doc_splits, groups, slash)
+    lines += floors_table(data_info.get("floors", {}), doc_splits)
     lines += table(f"**BLEU** ({slash}).", "bleu", 1, [])
     lines += table(f"**Hypothesis/reference length ratio** (whitespace tokens; {slash}): about 1/N for a model that "
                    f"translates only the first sentence of an N-sentence document, over 1 for one that runs on.",
                    "length_ratio", 2, [])
-    lines += [f"**Why output runs long** (seed {first_seed}, all languages): share of hypotheses cut at the length "
-              f"cap (no end of sentence before `--max-len-a`·source + `--max-len-b`) / share of repeated word "
-              f"4-grams in the hypotheses (references: "
-              + ", ".join(f"{s} {c0['run_on'][s]['repeated_4grams_ref']:.2f}" for s in splits
-                          for c0 in [next(c for c in cells if c.get("run_on"))]) + ").", ""]
-    lines += ["| regime | positions | " + " | ".join(splits) + " |", "|" + "---|" * (2 + len(splits))]
-    for key in order:
-        c = first(key)
-        if c and c.get("run_on"):
-            lines.append("| " + " | ".join([key[0], ":".join(key[1:])] + [
-                f"{c['run_on'][s]['at_cap']:.2f} / {c['run_on'][s]['repeated_4grams']:.2f}" for s in splits]) + " |")
-    lines.append("")
+    lines += run_on_table(cells, splits, order)
     last = splits[-1]
     multi = [k for k in order if len({c["seed"] for c in by_key[k]}) > 1]
     if multi:
         seeds = sorted({c["seed"] for k in multi for c in by_key[k]})
         lines += [f"Seed variance (seeds {', '.join(map(str, seeds))}; each seed re-trains the base and "
-                  f"fine-tunes): ChrF++ as mean ± standard deviation, and the per-seed values.", ""]
+                  f"fine-tunes, a seed with \"base N\" fine-tunes seed N's base): ChrF++ as mean ± standard "
+                  f"deviation, and the per-seed values.", ""]
         head = ["regime", "positions", "sent all", f"{last} all"] + [f"{last} {g}" for g in groups] + [f"per seed ({last} all)"]
         lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for key in multi:
             cs = sorted(by_key[key], key=lambda c: c["seed"])
 
             def vals(split, group):
-                return [c["scores"][split][group]["chrf++"] for c in cs if group in c["scores"][split]]
+                return [c["scores"][split][group]["chrf++"] for c in cs if group in c["scores"].get(split, {})]
             lines.append("| " + " | ".join([key[0], ":".join(key[1:]), fmt(vals("sent", "all"), True), fmt(vals(last, "all"), True)]
                                            + [fmt(vals(last, g), True) for g in groups]
-                                           + [", ".join(f"s{c['seed']}: {c['scores'][last]['all']['chrf++']:.1f}" for c in cs)]) + " |")
+                                           + [", ".join(f"s{seed_label(c)}: {c['scores'][last]['all']['chrf++']:.1f}"
+                                                        for c in cs if last in c["scores"]) or "–"]) + " |")
         lines.append("")
     sweeps = doc_share_sweeps(spec, cells, first_seed, data_info)
     if sweeps:
@@ -171,6 +238,8 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
                                                   for g in groups]) + " |")
         lines.append("")
     lines += ct2_table(cells, splits)
+    doc_eval = attach(spec, work, cfg, data_info, cells, rescore)
+    lines += lines_for(spec, cells, doc_eval, groups)
     text = "\n".join(lines) + "\n"
     write_atomic(outdir / "results.md", text)
     summary = {
@@ -179,11 +248,12 @@ def report(spec, work, cells, data_info, cfg, args, outdir, wall_total):
                      "doc_budget": args.doc_budget, "doc_min_budget": args.doc_min_budget,
                      "variants": spec.variants},
         "data": {k: v for k, v in data_info.items() if k != "segments"},
+        **({"doc_eval": doc_eval} if doc_eval else {}),
         "wall_seconds_this_invocation": round(wall_total, 1),
         "cells": cells,
     }
     write_atomic(outdir / "results.json", json.dumps(summary, indent=1, ensure_ascii=False) + "\n")
-    plot(spec, cells, splits, groups, ref, data_info, outdir)
+    plot(spec, [c for c in cells if all(s in c["scores"] for s in splits)], splits, groups, ref, data_info, outdir)
     if sweeps:
         plot_doc_shares(spec, sweeps, splits[-2:], groups, outdir)
     return text

@@ -138,10 +138,28 @@ def cell_name(cell):
     return "-".join(cell)
 
 
-def cell_dir(work, seed, cell):
-    """A cell's cache directory: its checkpoint, ``generate.txt`` and ``cell.json``."""
-    return work / f"seed{seed}" / cell_name(cell)
+def cell_dir(work, seed, cell, base=None):
+    """A cell's cache directory: its checkpoint, ``generate.txt`` and ``cell.json``. A further
+    fine-tuning seed on another seed's base (``base``) sits beside that base's cells."""
+    if base is None or base == seed:
+        return work / f"seed{seed}" / cell_name(cell)
+    return work / f"seed{base}" / f"{cell_name(cell)}-seed{seed}"
+
+
+def dir_of(work, c):
+    """The cache directory of a finished cell (its ``cell.json``)."""
+    return cell_dir(work, c["seed"], key_of(c), c.get("base_seed"))
 
 
 def key_of(c):
     return (c["regime"], c["positions"]) + ((c["variant"],) if c.get("variant") else ())
+
+
+def seed_label(c):
+    """A cell's seed, and its base's where that is another seed's."""
+    return str(c["seed"]) + (f" (base {c['base_seed']})" if c.get("base_seed", c["seed"]) != c["seed"] else "")
+
+
+def separated(c):
+    """Whether a cell fine-tuned on documents with separators (a ``sep`` variant)."""
+    return "sep" in (c.get("variant") or "").split("-")

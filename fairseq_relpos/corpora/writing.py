@@ -101,9 +101,20 @@ def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=Fal
         sentence_iterator=untagged(), model_prefix=str(prefix), vocab_size=vocab_size,
         model_type="unigram", character_coverage=1.0, num_threads=1, minloglevel=2,
         hard_vocab_limit=False, normalization_rule_name=normalization)
-    model = spm.SentencePieceProcessor(model_file=f"{prefix}.model")
+    encode_sentencepiece(corpus, f"{prefix}.model", separator)
+    return prefix.with_suffix(".model")
+
+
+def encode_sentencepiece(corpus, model_path, separator=None, splits=None):
+    """Every split of ``corpus`` (or those named in ``splits``) encoded with the SentencePiece model ``model_path`` under
+    ``spm/``, the tags kept in front and a document ``separator`` kept whole (the text between
+    separators is encoded): also how a corpus written again with separators is encoded with the
+    model an earlier run trained."""
+    import sentencepiece as spm
+
+    model = spm.SentencePieceProcessor(model_file=str(model_path))
     (corpus.root / "spm").mkdir(exist_ok=True)
-    for split in corpus.splits:
+    for split in corpus.splits if splits is None else splits:
         for path in corpus.files(split):
             with open(path, encoding="utf-8") as f:
                 lines = []
@@ -113,4 +124,3 @@ def train_sentencepiece(corpus, vocab_size, normalization="nmt_nfkc", unique=Fal
                     pieces = f" {separator} ".join(" ".join(model.encode(p, out_type=str)) for p in parts)
                     lines.append(join_source(tags, pieces.split()))
             write_lines(corpus.root / "spm" / path.name, lines)
-    return prefix.with_suffix(".model")
