@@ -91,7 +91,7 @@ def main():
 
     os.environ.setdefault("BENCH_DIR", tempfile.mkdtemp(prefix="doc_modes_"))
     repeats = 1 if args.quick else 3
-    length, docs = (200, 2) if args.quick else (1000, 2)
+    length, docs = (200, 2) if args.quick else (600, 2)
     # window's first K-1 rounds have less context, so cost per sentence settles after K
     # sentences: N = 8 K sentences keep that ramp under 10% of the ratio
     short = 16 if args.quick else 32
