@@ -101,6 +101,8 @@ def cell(model, subset, mode):
     right, total = pronoun_accuracy([split_tags(s)[0][1] for s in sources], hyps, refs, sep)
     return f"{chrf:5.1f} {right / total:4.0%}" if total else f"{chrf:5.1f}    -"
 
+sentences = [json.load(open(f"{work}/{m}.test.whole.json"))["overall"]["chrf++"] for m in ("base", "rope")]
+print(f"sentence test set, ChrF++: sinusoidal base {sentences[0]:.1f}, RoPE + minLoRA {sentences[1]:.1f}")
 print("sentence-aligned ChrF++ and context pronouns translated right, by mode")
 for model, name in (("base", "sinusoidal base"), ("rope", "RoPE + minLoRA")):
     print(f"{name:<12}" + "".join(f"{m:>12}" for m in modes))
