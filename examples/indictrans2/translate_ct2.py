@@ -13,7 +13,7 @@ Usage: translate_ct2.py [--sentences | --doc-decoding MODE [--doc-separator SYM]
   --doc-decoding split|window   sentence by sentence instead, written as IN is: one line per
             input line, a blank line between documents
             split: every sentence alone (in batches); window: the document in sliding windows
-            of K sentences (--doc-window, default 4) joined by SYM (--doc-separator, the symbol
+            of K sentences (--doc-window, default 2) joined by SYM (--doc-separator, the symbol
             the model was fine-tuned with between sentences), the translations already kept
             forced as the target prefix, only the new sentence kept. "aligned" cannot be done
             with CTranslate2 (see fairseq_relpos.ct2.translate)
@@ -68,7 +68,8 @@ def main():
     parser.add_argument("--doc-decoding", choices=("whole", "split", "window", "aligned"), default="whole",
                         help="whole (default), or sentence by sentence: split, window")
     parser.add_argument("--doc-separator", metavar="SYM", help="the sentence separator symbol (window)")
-    parser.add_argument("--doc-window", type=int, default=4, metavar="K", help="window size in sentences (default 4)")
+    parser.add_argument("--doc-window", type=int, default=2, metavar="K",
+                        help="window size in sentences (default 2, as fairseq-generate's --doc-window)")
     parser.add_argument("--beam", type=int, help="beam size (default: the exported one)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument("--batch-size", type=int, default=16, help="inputs per batch (default 16)")

@@ -176,7 +176,7 @@ def join_sentences(sentences, separator):
     return joined
 
 
-def translate_documents(translator, documents, decoding, mode, separator, window=4, beam=None, batch_size=16,
+def translate_documents(translator, documents, decoding, mode, separator, window=2, beam=None, batch_size=16,
                         **options):
     """Translate documents (token lists, sentences joined by ``separator``, tags first if any)
     sentence by sentence: per document the list of its N sentence translations (token lists,
