@@ -221,11 +221,6 @@ def run_on(work, cell, data_info):
         for i in batch:
             cap[i] = min(int(a * longest + b), GEN_POSITIONS - 1)
 
-    def repeated(text):
-        words = text.split()
-        grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
-        return len(grams) - len(set(grams)), len(grams)
-
     out = {}
     for split in dict.fromkeys(seg["split"] for seg in segments):
         idx = [i for i, seg in enumerate(segments) if seg["split"] == split]
@@ -235,3 +230,10 @@ def run_on(work, cell, data_info):
                       "repeated_4grams": round(rep_h[0] / max(1, rep_h[1]), 3),
                       "repeated_4grams_ref": round(rep_r[0] / max(1, rep_r[1]), 3)}
     return out
+
+
+def repeated(text):
+    """(repeated word 4-grams, 4-grams) of one text: a 4-gram repeats when an earlier one equals it."""
+    words = text.split()
+    grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
+    return len(grams) - len(set(grams)), len(grams)

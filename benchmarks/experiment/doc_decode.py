@@ -13,10 +13,11 @@ document at the cap it had, reconstructed from fairseq-generate's batches.
 import json
 import time
 
+from fairseq_relpos.documents.sentences import split_sentences
 from fairseq_relpos.scoring import read_generate, read_lines
 
 from .ct2_check import detokenize, fairseq_batches
-from .decode import reference_documents
+from .decode import reference_documents, repeated
 from .doc_eval import doc_eval_dir
 from .doc_scores import context_layout, decodes_layout, doc_data
 from .runner import PLUGIN, REPO, Lock, cell_name, dir_of, key_of, log, plugin_fingerprint, run, separated, write_atomic
@@ -100,16 +101,14 @@ def read_outputs(path, post_process):
     _, hyps, _ = read_generate(path, references=False)
     out = []
     for hyp in hyps:
-        parts, current = [], []
-        for token in hyp.split():
-            if token == SEPARATOR:
-                parts.append(current)
-                current = []
-            else:
-                current.append(token)
-        parts.append(current)
+        parts = token_sentences(hyp.split())
         out.append(([detokenize(p, post_process) for p in parts], [len(p) for p in parts], len(parts) - 1))
     return out
+
+
+def token_sentences(tokens):
+    """The tokens between separators (empty where two meet or one ends the document)."""
+    return [sentence.split() for sentence in split_sentences(" ".join(tokens), SEPARATOR)]
 
 
 def fell_back(path):
@@ -124,15 +123,7 @@ def source_sentences(work, doc_info):
     """Each document's tags and sentence lengths in model tokens (the separated source)."""
     out = []
     for line in read_lines(doc_eval_dir(work) / "sep.src"):
-        tokens = line.split()
-        parts, current = [], []
-        for token in tokens[2:]:
-            if token == SEPARATOR:
-                parts.append(current)
-                current = []
-            else:
-                current.append(token)
-        parts.append(current)
+        parts = token_sentences(line.split()[2:])
         out.append((2, [len(p) for p in parts if p]))
     return out
 
@@ -159,12 +150,6 @@ def caps_at(doc_info, sources, mode_args, subset, cfg):
         for i in batch:
             caps[i] = min(int(a * longest + b), limit)
     return caps
-
-
-def repeated(text):
-    words = text.split()
-    grams = [tuple(words[i:i + 4]) for i in range(len(words) - 3)]
-    return len(grams) - len(set(grams)), len(grams)
 
 
 def run_on_of(outputs, caps, references, fallen=None):
