@@ -4,7 +4,7 @@ with either path each padded row equals its sequence attended alone, in every mo
 import pytest
 import torch
 
-from fairseq_relpos.modules import relative_attention
+from fairseq_relpos.modules import attention_masks, relative_attention
 from model_builders import build, write_dicts
 
 
@@ -100,7 +100,7 @@ def test_padded_rows_equal_each_sequence_alone(dicts, side, mode, limit, monkeyp
 
 def test_key_ranges_only_for_one_sided_padding():
     pad = torch.tensor([[True, True, False, False], [False, False, False, True], [False, False, False, False]])
-    starts, ends = relative_attention._key_ranges(pad)
+    starts, ends = attention_masks.key_ranges(pad)
     assert starts.tolist() == [2, 0, 0] and ends.tolist() == [4, 3, 4]
-    assert relative_attention._key_ranges(torch.tensor([[False, True, False, False]])) is None
-    assert relative_attention._key_ranges(torch.tensor([[True, True]])) is None
+    assert attention_masks.key_ranges(torch.tensor([[False, True, False, False]])) is None
+    assert attention_masks.key_ranges(torch.tensor([[True, True]])) is None

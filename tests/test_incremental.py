@@ -135,17 +135,17 @@ def test_whole_sequence_paths_match_explicit_attention(dicts, arch, causal):
 def test_future_mask_check_follows_the_buffer_not_the_view():
     """fairseq hands each layer a fresh [:T, :T] view of its buffered future mask: the verdict
     is reused across such views, and an in-place edit of the buffer is still seen."""
-    from fairseq_relpos.modules.relative_attention import _is_future_mask
+    from fairseq_relpos.modules.attention_masks import is_future_mask
 
     buffer = torch.triu(torch.full((8, 8), float("-inf")), 1)
-    assert _is_future_mask(buffer[:6, :6], 6, 6)
+    assert is_future_mask(buffer[:6, :6], 6, 6)
     with mock.patch.object(torch, "equal", side_effect=AssertionError("checked again")):
-        assert _is_future_mask(buffer[:6, :6], 6, 6)
-    assert _is_future_mask(buffer[:5, :5], 5, 5)
+        assert is_future_mask(buffer[:6, :6], 6, 6)
+    assert is_future_mask(buffer[:5, :5], 5, 5)
     buffer[0, 3] = 0.0
-    assert not _is_future_mask(buffer[:5, :5], 5, 5)
+    assert not is_future_mask(buffer[:5, :5], 5, 5)
     buffer[0, 3] = float("-inf")
-    assert _is_future_mask(buffer[:5, :5], 5, 5)
+    assert is_future_mask(buffer[:5, :5], 5, 5)
     buffer[1, 0] = 1.0  # a bias below the diagonal is not a pure future mask
-    assert not _is_future_mask(buffer[:5, :5], 5, 5)
-    assert not _is_future_mask(torch.zeros(5, 5), 5, 5)
+    assert not is_future_mask(buffer[:5, :5], 5, 5)
+    assert not is_future_mask(torch.zeros(5, 5), 5, 5)

@@ -21,7 +21,7 @@ from model_builders import TINY, build, random_batch
 
 from fairseq_relpos import lora
 from fairseq_relpos.cli import main as cli
-from fairseq_relpos.lora.wrap import base_key, is_adapter_key
+from fairseq_relpos.lora.state import base_key, is_adapter_key
 from fairseq_relpos.tasks.translation_lora import TranslationLoRATask
 
 DECODE = ["--beam", "2", "--batch-size", "8", "--required-batch-size-multiple", "1", "--gen-subset", "test"]

@@ -235,7 +235,7 @@ def main(spec, argv=None):
     p.add_argument("--ct2", action="store_true", help="after the cells, decode the fine-tuned RoPE cells again "
                    "through CTranslate2 (needs the ct2 extra) and compare them in the report")
     p.add_argument("--base-only", action="store_true", help="only the data, the bases and their learning curves")
-    p.add_argument("--base-hours", type=float, help="stop a base's training after this many hours in all "
+    p.add_argument("--base-hours", type=float, help="stop every base's training after this many hours in all "
                    "(fairseq's --stop-time-hours; a re-run resumes it only if its train.json is removed)")
     if spec.add_arguments:
         spec.add_arguments(p)
@@ -319,10 +319,10 @@ def main(spec, argv=None):
     only_report = args.report_only or args.rescore
     if args.reverse and not only_report:  # the second runner trains the other seeds' bases meanwhile
         for seed in reversed(args.seeds):
-            bases[seed] = base(seed)
+            bases[seed] = base(seed, args.base_hours)
     for job in ([] if only_report else jobs):
         if job.base not in bases:
-            bases[job.base] = base(job.base)
+            bases[job.base] = base(job.base, args.base_hours)
             log(f"seed {job.base} base: {bases[job.base]['wall_seconds']:.0f}s, {bases[job.base]['params_total']} parameters")
         try:
             c = run_cell(spec, work, cfg, data_info, job.seed, job.cell, threads(args), bases[job.base], job.base)

@@ -1,6 +1,6 @@
 """A translation_lora checkpoint as a plain one: the adapters folded into the weights
 (``fairseq-relpos merge``, and ``export`` before it converts)."""
-from .wrap import merged_state
+from .state import merged_state
 
 
 def adapter_spec(state):
