@@ -349,6 +349,26 @@ def test_export_refuses_a_decoder_input_dimension_of_its_own(tmp_path, capsys):
     assert not (tmp_path / "hf").exists()
 
 
+def test_export_infers_the_pair_from_the_data_files_as_fairseq_does(tmp_path, capsys):
+    """fairseq-train run without --source-lang/--target-lang (the README's command) infers the
+    pair from the binarised files' names and saves none; export-hf infers it from --data's files
+    the same way (as ``export`` and fairseq-generate do), and refuses a folder of dictionaries only."""
+    data, _, _, path = source_model(tmp_path, "transformer_rope", IT2_LIKE)
+    assert relpos("export-hf", path, tmp_path / "named") == 0
+    state = torch.load(path, weights_only=False)
+    state["cfg"]["task"]["source_lang"] = state["cfg"]["task"]["target_lang"] = None
+    torch.save(state, path)
+    capsys.readouterr()
+    assert relpos("export-hf", path, tmp_path / "refused", "--data", data) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "pass --source-lang and --target-lang" in err, err
+    for name in ("train.src-tgt.src.bin", "train.src-tgt.src.idx"):  # what fairseq-preprocess names them
+        (data / name).write_bytes(b"")
+    assert relpos("export-hf", path, tmp_path / "inferred", "--data", data) == 0
+    for name in ("dict.SRC.json", "dict.TGT.json"):
+        assert (tmp_path / "inferred" / name).read_text() == (tmp_path / "named" / name).read_text()
+
+
 def test_export_like_a_release_keeps_its_code_and_config_fields(exported, tmp_path):
     _, _, _, path, hf, _ = exported
     release = tmp_path / "release"

@@ -7,8 +7,8 @@ def add_dictionary_options(parser):
                         help="folder holding the checkpoint's dict.*.txt (default: the data folder "
                              "saved in the checkpoint)")
     parser.add_argument("--source-lang", metavar="SRC",
-                        help="source suffix of the dictionary, dict.SRC.txt (default: the checkpoint's; "
-                             "IndicTrans2 releases: SRC)")
+                        help="source suffix of the dictionary, dict.SRC.txt (default: the checkpoint's, "
+                             "else inferred from --data's data files as fairseq does; IndicTrans2 releases: SRC)")
     parser.add_argument("--target-lang", metavar="TGT", help="target suffix likewise (IndicTrans2: TGT)")
 
 

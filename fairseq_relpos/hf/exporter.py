@@ -105,11 +105,19 @@ def _data_folder(state):
     return getattr(state.get("args"), "data", None)
 
 
-def _langs(state, source_lang, target_lang):
+def _langs(state, data, source_lang, target_lang):
+    """The pair given, else saved; else the one fairseq infers from the data files' names, as
+    fairseq-train did when it was given none (it saves none then) and fairseq-generate does."""
     cfg = state.get("cfg")
     task = cfg.get("task") if isinstance(cfg, dict) else None
     task = task or {}
-    return source_lang or task.get("source_lang"), target_lang or task.get("target_lang")
+    langs = source_lang or task.get("source_lang"), target_lang or task.get("target_lang")
+    if all(langs):
+        return langs
+    from fairseq.data.data_utils import infer_language_pair
+
+    inferred = infer_language_pair(data)
+    return langs[0] or inferred[0], langs[1] or inferred[1]
 
 
 def read_inputs(checkpoint, data=None, source_lang=None, target_lang=None):
@@ -125,10 +133,10 @@ def read_inputs(checkpoint, data=None, source_lang=None, target_lang=None):
     if not data or not os.path.isdir(data):
         raise FileNotFoundError(f"the dictionaries' folder {data!r} does not exist; pass --data DIR "
                                 "(the folder with the checkpoint's dict.*.txt)")
-    langs = _langs(state, source_lang, target_lang)
+    langs = _langs(state, data, source_lang, target_lang)
     if not all(langs):
-        raise ValueError("the checkpoint names no language pair; pass --source-lang and --target-lang "
-                         "(dict.SRC.txt -> SRC)")
+        raise ValueError(f"the checkpoint names no language pair and {data} has no data files to infer it "
+                         "from; pass --source-lang and --target-lang (dict.SRC.txt -> SRC)")
     dictionaries = {}
     for side, lang, stack in zip(("source", "target"), langs, ("encoder", "decoder")):
         path = os.path.join(data, f"dict.{lang}.txt")
