@@ -28,13 +28,7 @@ def floors(documents, languages=None):
     as the hypotheses will be); ``languages``: each document's language (None: all one)."""
     if not documents:
         raise ValueError("no reference documents to compute floors from")
-    languages = languages if languages is not None else [None] * len(documents)
-    texts = [" ".join(s for s in doc if s.strip()) for doc in documents]
-    made = {"wrong_document": wrong_documents(texts, languages)}
-    for share in PREFIXES:
-        made[f"prefix_{share:.2f}"] = {i: _cut(t.split(), share) for i, t in enumerate(texts)}
-    made["looped_prefix"] = {i: looped_prefix(doc) for i, doc in enumerate(documents)
-                             if sum(bool(s.strip()) for s in doc) >= 2}
+    texts, made = constructions(documents, languages)
     chrf = CHRF(word_order=2)
     out = {}
     for name, hyps in made.items():
@@ -42,6 +36,20 @@ def floors(documents, languages=None):
         score = chrf.corpus_score([hyps[i] for i in ids], [[texts[i] for i in ids]]).score if ids else None
         out[name] = {"chrf++": score, "documents": len(ids)}
     return out
+
+
+def constructions(documents, languages=None):
+    """``(texts, made)``: each document joined into one text, and ``{name: {document number:
+    output}}`` for the constructions above (a document missing where none can be made), to be
+    scored whole (:func:`floors`) or sentence by sentence."""
+    languages = languages if languages is not None else [None] * len(documents)
+    texts = [" ".join(s for s in doc if s.strip()) for doc in documents]
+    made = {"wrong_document": wrong_documents(texts, languages)}
+    for share in PREFIXES:
+        made[f"prefix_{share:.2f}"] = {i: _cut(t.split(), share) for i, t in enumerate(texts)}
+    made["looped_prefix"] = {i: looped_prefix(doc) for i, doc in enumerate(documents)
+                             if sum(bool(s.strip()) for s in doc) >= 2}
+    return texts, made
 
 
 def wrong_documents(texts, languages):

@@ -5,9 +5,11 @@ Usage: python benchmarks/real_languages/stage5/aligned_floors.py WORK/data/doc-e
 """
 import json, sys
 from pathlib import Path
-from fairseq_relpos.floors import wrong_documents, looped_prefix, _cut, PREFIXES
+from fairseq_relpos.floors import constructions
 from fairseq_relpos.scoring import align_sentences, aligned_score, normalized
 
+if len(sys.argv) != 2 or not (Path(sys.argv[1]) / "doc-eval.json").is_file():
+    sys.exit("usage: aligned_floors.py WORK/data/doc-eval (the folder holding doc-eval.json)")
 root = Path(sys.argv[1])
 info = json.loads((root / "doc-eval.json").read_text())
 sents = (root / "corpus" / "test-chapter.tgt-sentences").read_text().splitlines()
@@ -16,13 +18,8 @@ for d in info["documents"]:
     docs.append(normalized(sents[k:k + d["sentences"]]))
     k += d["sentences"]
 assert k == len(sents)
-langs = [d["lang"] for d in info["documents"]]
-texts = [" ".join(s for s in doc if s.strip()) for doc in docs]
-made = {"wrong_document": wrong_documents(texts, langs)}
-for share in PREFIXES:
-    made[f"prefix_{share:.2f}"] = {i: _cut(t.split(), share) for i, t in enumerate(texts)}
-made["looped_prefix"] = {i: looped_prefix(doc) for i, doc in enumerate(docs)}
-made["reference"] = {i: t for i, t in enumerate(texts)}
+texts, made = constructions(docs, [d["lang"] for d in info["documents"]])
+made["reference"] = dict(enumerate(texts))
 for name, hyps in made.items():
     ids = sorted(hyps)
     a = align_sentences([hyps[i] for i in ids], [docs[i] for i in ids])
