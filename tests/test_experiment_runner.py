@@ -151,7 +151,7 @@ def test_study_jobs_follow_issue_26s_order():
     assert looped[:len(expected)] != expected  # with the repetition controls, aligned+norepeat joins the sep cells
     rope, more = ("full", "rope"), ("full", "rope", "sep-u1000")  # the plain cell ran already: not again
     assert looped[len(looped) - 9:] == [Job(1, rope, 1, "diagnose")] + [
-        Job(1, rope, 1, f"loop:{name}") for name in ("greedy", "unnormalized", "lenpen0.5", "norepeat")] + [
+        Job(1, rope, 1, f"loop:{name}") for name in ("greedy", "unnormalized", "norepeat", "lenpen0.5")] + [
         Job(1, more, 1, None)] + [Job(1, more, 1, f"mode:{m}") for m in ("split", "whole", "aligned")]
     # a further fine-tuning seed sits beside its base's cells, under its own name
     assert cell_dir(ROOT, 3, sep, 1) == ROOT / "seed1" / "full-rope-sep-seed3"

@@ -51,11 +51,13 @@ MODES = {  # decoding modes of the document evaluation set: fairseq-generate opt
                              about="aligned, no token 4-gram repeated within 64 tokens"),
 }
 PLAIN_MODES = ("split", "whole", "window")  # of a model fine-tuned without separators (the base's too)
-LOOPING_DECODES = {  # why the models loop: the whole document searched otherwise (issue 26 item 5)
+LOOPING_DECODES = {  # why the models loop: the whole document searched otherwise (issue 26 item 5);
+    # run in this order, so a cut session keeps the two ends of the length preference (no
+    # normalisation is lenpen 0) and the repetition control before lenpen 0.5, which lies between
     "greedy": dict(args=("--beam", 1), about="beam 1"),
     "unnormalized": dict(args=("--unnormalized",), about="scores not divided by length"),
-    "lenpen0.5": dict(args=("--lenpen", 0.5), about="length penalty 0.5 (shorter outputs preferred)"),
     "norepeat": dict(args=("--no-repeat-ngram-size", 4), repetition=True, about="no token 4-gram repeated"),
+    "lenpen0.5": dict(args=("--lenpen", 0.5), about="length penalty 0.5 (shorter outputs preferred)"),
 }
 
 
