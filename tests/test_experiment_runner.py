@@ -260,6 +260,9 @@ def test_quick_study_decodes_documents_in_modes_diagnoses_looping_and_rescores(t
     looping = sep["looping"]
     assert looping["diagnosis"]["summary"]["documents"] == documents
     assert set(looping["decodes"]) == {"greedy", "unnormalized", "lenpen0.5", "norepeat"}
+    for d in looping["decodes"].values():  # each search against the cell's own split
+        low, high = d["scores"]["doc8"]["all"]["ci95_vs_split"]
+        assert low <= high
     assert "prefix_0.30" in results["doc_eval"]["floors"]["doc8"]["all"]
     md = (work / "results.md").read_text()
     assert "**Document evaluation set**" in md and "**Why the models loop**" in md
@@ -405,6 +408,11 @@ def test_decodes_layout_scores_each_mode_whole_and_sentence_by_sentence_against_
                 assert e["aligned_chrf++"] == round(chrf.corpus_score(pairs, [[s for r in norm for s in r]]).score, 2)
     assert out["split"]["scores"]["chapter"]["related"]["aligned_chrf++"] == 100  # NFKC on both sides
     assert out["same"]["scores"]["chapter"]["all"]["ci95_vs_split"] == [0.0, 0.0]
+    # the looping searches: split is not among the outputs but given as their baseline
+    searched = decodes_layout(tmp_path, data, {"whole": whole, "same": split}, baseline=split)
+    assert searched["same"]["scores"]["chapter"]["all"]["ci95_vs_split"] == [0.0, 0.0]
+    assert searched["whole"]["scores"]["chapter"]["all"] == out["whole"]["scores"]["chapter"]["all"]
+    assert "ci95_vs_split" not in decodes_layout(tmp_path, data, {"whole": whole})["whole"]["scores"]["chapter"]["all"]
     low, high = out["whole"]["scores"]["chapter"]["all"]["ci95_vs_split"]
     assert low < 0 and low <= high <= 0  # two documents of four are as good as split: some draws tie
     assert out["whole"]["scores"]["chapter"]["all"]["resegmented"] == 4  # one sentence each: cut again

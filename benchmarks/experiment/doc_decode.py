@@ -19,7 +19,7 @@ from fairseq_relpos.scoring import read_generate, read_lines
 from .ct2_check import detokenize, fairseq_batches
 from .decode import reference_documents, repeated
 from .doc_eval import doc_eval_dir
-from .doc_scores import context_layout, decodes_layout, doc_data
+from .doc_scores import BASELINE, context_layout, decodes_layout, doc_data
 from .runner import PLUGIN, REPO, Lock, cell_name, dir_of, key_of, log, plugin_fingerprint, run, separated, write_atomic
 from .settings import GEN_POSITIONS, MODES, SEPARATOR
 from .train import positions_args
@@ -189,6 +189,9 @@ def cell_decodes(spec, work, cfg, data_info, doc_info, c, rescore=False, directo
         return None
     key = {"scoring": SCORING, "outputs": {m: [(out / f"{m}.txt").stat().st_size, (out / f"{m}.txt").stat().st_mtime_ns]
                                            for m in sorted(done)}}
+    split = dir_of(work, c) / "decodes" / f"{BASELINE}.txt"  # the looping searches' baseline
+    if directory != "decodes" and split.is_file():
+        key["baseline"] = [split.stat().st_size, split.stat().st_mtime_ns]
     cache = out / "scores.json"
     if cache.is_file() and not rescore:
         cached = json.loads(cache.read_text())
@@ -208,7 +211,8 @@ def cell_decodes(spec, work, cfg, data_info, doc_info, c, rescore=False, directo
         caps = caps_at(doc_info, sources, info["args"], info["subset"], cfg)
         run_on[mode] = run_on_of(outputs[mode], caps, references, fell_back(path))
     texts = {mode: [s for s, _, _ in docs] for mode, docs in outputs.items()}
-    layout = decodes_layout(work, data, texts)
+    baseline = [s for s, _, _ in read_outputs(split, post)] if "baseline" in key else None
+    layout = decodes_layout(work, data, texts, baseline)
     for mode in layout:
         layout[mode]["run_on"] = {doc_info["settings"]["name"]: run_on[mode]}
         layout[mode]["decode_seconds"] = done[mode]["decode_seconds"]

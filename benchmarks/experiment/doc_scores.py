@@ -24,20 +24,21 @@ def doc_data(data_info, doc_info):
     return {**{k: data_info[k] for k in keep}, **doc_info["evaluation"]}
 
 
-def decodes_layout(work, data, outputs):
+def decodes_layout(work, data, outputs, baseline=None):
     """``{mode: {"scores": {test set: {group: entry}}}}``. ``data``: :func:`doc_data`;
     ``outputs``: mode -> each document's output sentences (one string for an output without
-    separators)."""
+    separators); ``baseline``: the baseline's outputs where they are not among ``outputs`` (the
+    looping searches, compared with their cell's own ``split``)."""
     hyps = {mode: [joined(o) for o in docs] for mode, docs in outputs.items()}
+    base = hyps.get(BASELINE) or ([joined(o) for o in baseline] if baseline else None)
     out = {}
     for mode in outputs:
         scores, _ = score_segments(work, data, hyps[mode], f"mode {mode}", SEPARATOR)
         for split, groups in scores.items():
             for group, entry in groups.items():
                 entry["chapters"] = entry["segments"]
-                if mode != BASELINE and BASELINE in hyps:
-                    entry["ci95_vs_split"] = ci95_vs_split(work, data, hyps[mode], hyps[BASELINE], split, group,
-                                                           SEPARATOR)
+                if mode != BASELINE and base:
+                    entry["ci95_vs_split"] = ci95_vs_split(work, data, hyps[mode], base, split, group, SEPARATOR)
         out[mode] = {"scores": scores}
     return out
 
