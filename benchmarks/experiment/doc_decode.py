@@ -190,7 +190,8 @@ def cell_decodes(spec, work, cfg, data_info, doc_info, c, rescore=False, directo
     key = {"scoring": SCORING, "outputs": {m: [(out / f"{m}.txt").stat().st_size, (out / f"{m}.txt").stat().st_mtime_ns]
                                            for m in sorted(done)}}
     split = dir_of(work, c) / "decodes" / f"{BASELINE}.txt"  # the looping searches' baseline
-    if directory != "decodes" and split.is_file():
+    split = split if directory != "decodes" and split.is_file() else None
+    if split:
         key["baseline"] = [split.stat().st_size, split.stat().st_mtime_ns]
     cache = out / "scores.json"
     if cache.is_file() and not rescore:
@@ -211,7 +212,7 @@ def cell_decodes(spec, work, cfg, data_info, doc_info, c, rescore=False, directo
         caps = caps_at(doc_info, sources, info["args"], info["subset"], cfg)
         run_on[mode] = run_on_of(outputs[mode], caps, references, fell_back(path))
     texts = {mode: [s for s, _, _ in docs] for mode, docs in outputs.items()}
-    baseline = [s for s, _, _ in read_outputs(split, post)] if "baseline" in key else None
+    baseline = [s for s, _, _ in read_outputs(split, post)] if split else None
     layout = decodes_layout(work, data, texts, baseline)
     for mode in layout:
         layout[mode]["run_on"] = {doc_info["settings"]["name"]: run_on[mode]}
